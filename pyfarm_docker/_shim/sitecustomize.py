@@ -1,0 +1,127 @@
+"""Trace shim, imported as ``sitecustomize`` by every process of a traced run.
+
+It runs inside the app's own interpreter, so it uses only the standard
+library, supports CPython 3.8+ and must not change what the app does: it
+writes nothing to stdout/stderr, never raises into the app, removes its own
+directory from ``sys.path`` and hands over to any real ``sitecustomize``.
+
+Events go to one shared log (``$PYFARM_TRACE_LOG``) as tab-separated lines
+written with a single ``os.write`` on an O_APPEND descriptor, so lines of
+concurrent processes never interleave and nothing is lost when a process is
+killed or leaves through ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_LOG_ENV = "PYFARM_TRACE_LOG"
+_SKIP_PREFIXES = ("/proc/", "/sys/", "/dev/")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+class _Recorder:
+    def __init__(self, log_path: str) -> None:
+        self._fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._seen: set[tuple[str, str]] = set()
+        self._last_path: list[str] = []
+
+    def emit(self, event: str, *fields: str) -> None:
+        line = "\t".join((str(os.getpid()), event, *(_escape(f) for f in fields))) + "\n"
+        os.write(self._fd, line.encode("utf-8", "surrogateescape"))
+
+    def emit_once(self, event: str, value: str) -> None:
+        key = (event, value)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.emit(event, value)
+
+    def audit(self, event: str, args: tuple[object, ...]) -> None:
+        try:
+            if event == "open":
+                self._on_open(args[0])
+            elif event == "import":
+                self.emit_once("import", str(args[0]))
+                self._on_sys_path(args[2])
+            elif event == "ctypes.dlopen":
+                self.emit_once("dlopen", "" if args[0] is None else os.fsdecode(args[0]))  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - tracing must never break the app
+            pass
+
+    def _on_sys_path(self, path: object) -> None:
+        # A server killed by SIGTERM never reaches atexit: keep sys.path as it changes.
+        if isinstance(path, list) and path != self._last_path:
+            self._last_path = list(path)
+            self.emit("sys_path", *[str(p) for p in path])
+
+    def _on_open(self, path: object) -> None:
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if isinstance(path, str) and not path.startswith(_SKIP_PREFIXES):
+            self.emit_once("open", os.path.abspath(path))
+
+    def started(self) -> None:
+        self.emit("start", str(os.getppid()), sys.executable, *getattr(sys, "orig_argv", sys.argv))
+
+    def finished(self) -> None:
+        self.emit("argv", *sys.argv)
+        self.emit("sys_path", *sys.path)
+        for name, module in list(sys.modules.items()):
+            self._emit_module(name, module)
+        for path in _mapped_files():
+            self.emit_once("map", path)
+        self.emit("exit")
+
+    def _emit_module(self, name: str, module: object) -> None:
+        spec = getattr(module, "__spec__", None)
+        origin = getattr(spec, "origin", None) or getattr(module, "__file__", None) or ""
+        locations = getattr(spec, "submodule_search_locations", None) or []
+        self.emit("module", name, str(origin), *[str(p) for p in locations])
+
+
+def _mapped_files() -> list[str]:
+    paths = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as maps:
+            for line in maps:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and parts[5].startswith("/"):
+                    paths.append(parts[5].rstrip("\n"))
+    except OSError:
+        pass
+    return paths
+
+
+def _chain_real_sitecustomize(own_dir: str) -> None:
+    """Drop the shim from sys.path and import the sitecustomize it shadowed, if any."""
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != own_dir]
+    shim = sys.modules.pop(__name__)
+    try:
+        import sitecustomize  # noqa: F401
+    except ImportError as exc:
+        # site.py expects a module under this name once the import returns.
+        sys.modules[__name__] = shim
+        if exc.name != "sitecustomize":
+            raise
+
+
+def _install() -> None:
+    log_path = os.environ.get(_LOG_ENV)
+    if not log_path:
+        return
+    import atexit
+
+    recorder = _Recorder(log_path)
+    recorder.started()
+    sys.addaudithook(recorder.audit)
+    atexit.register(recorder.finished)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=recorder.started)
+
+
+_install()
+_chain_real_sitecustomize(os.path.dirname(os.path.abspath(__file__)))

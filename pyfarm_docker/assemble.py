@@ -1,0 +1,96 @@
+"""From trace.json to the farm: plan it, then build it (or only show the plan)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from . import essentials, farm, ldso, native, patch, plan
+from .errors import AssembleError, UsageError
+from .trace import SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class AssembleOptions:
+    trace: Path
+    output: Path
+    prefix: PurePosixPath = PurePosixPath("/app")
+    strict: bool = False
+    force: bool = False
+    layers: bool = False
+    epoch: int = 0
+
+
+def load_trace(path: Path) -> dict[str, Any]:
+    try:
+        trace: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no trace at {path}", "run 'pyfarm-docker trace' first") from None
+    except ValueError as exc:
+        raise UsageError(f"{path} is not JSON: {exc}") from None
+    if trace.get("schema_version") != SCHEMA_VERSION:
+        raise UsageError(f"{path} has trace schema {trace.get('schema_version')!r}, "
+                         f"this tool reads {SCHEMA_VERSION}", "trace again with this version")
+    return trace
+
+
+def make_plan(trace: dict[str, Any], options: AssembleOptions) -> plan.Plan:
+    if not options.prefix.is_absolute() or options.prefix == PurePosixPath("/"):
+        raise UsageError(f"--prefix must be an absolute directory, not {options.prefix}")
+    p = plan.Planner(options.prefix)
+    python = plan.add_interpreter(p, trace["interpreter"])
+    sites = plan.add_site_dirs(p, trace)
+    plan.add_app(p, trace)
+    _add_site_hook(p, trace["interpreter"], sites)
+    nf = native.plan_native(p, trace, ldso.Resolver(), python)
+    env = essentials.add_essentials(p, trace, nf.interpreter)
+    env.append(("PATH", f"{options.prefix}/python/bin:/usr/bin:/bin"))
+    if nf.conflicts and options.strict:
+        names = ", ".join(c["soname"] for c in nf.conflicts)
+        raise AssembleError(f"different libraries share a soname: {names}",
+                            "only one of each can load in a process; drop --strict to go on")
+    return plan.Plan(options.prefix, python, tuple(p.entries.values()), tuple(nf.rpaths),
+                     tuple(p.warnings), tuple(nf.conflicts), tuple(env))
+
+
+def _add_site_hook(p: plan.Planner, interp: dict[str, Any], sites: list[PurePosixPath]) -> None:
+    dest = p.under("python", "lib", plan.version_dir(interp), "sitecustomize.py")
+    original = Path(interp["stdlib"], "sitecustomize.py")
+    p.entries.pop(dest, None)
+    p.text(dest, plan.site_hook(sites, original if original.exists() else None),
+           "runtime", "essential")
+
+
+def _prepare_output(options: AssembleOptions) -> Path:
+    out = options.output
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not options.force:
+            raise UsageError(f"{out} exists and is not empty", "pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+
+
+def assemble(options: AssembleOptions, patcher: patch.ElfPatcher | None = None
+             ) -> dict[str, Any]:
+    """Build the farm at ``options.output`` atomically; returns its manifest."""
+    trace = load_trace(options.trace)
+    the_plan = make_plan(trace, options)
+    staging = _prepare_output(options)
+    try:
+        doc = farm.build(
+            the_plan,
+            farm.FarmOptions(staging, trace["interpreter"]["executable"], options.epoch,
+                             options.layers),
+            patcher or patch.Patchelf(),
+        )
+        if options.output.exists():
+            shutil.rmtree(options.output)
+        os.rename(staging, options.output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return doc

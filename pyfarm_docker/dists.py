@@ -1,0 +1,104 @@
+"""Installed distributions (``*.dist-info``) of a site directory and the files they own."""
+
+from __future__ import annotations
+
+import csv
+import email.parser
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One installed distribution; ``files`` are relative to ``site_dir`` and stay inside it."""
+
+    name: str
+    version: str
+    site_dir: str
+    dist_info: str
+    files: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "site_dir": self.site_dir,
+            "dist_info": self.dist_info,
+            "files": list(self.files),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Distribution:
+        files = data["files"]
+        assert isinstance(files, list)
+        return cls(
+            str(data["name"]),
+            str(data["version"]),
+            str(data["site_dir"]),
+            str(data["dist_info"]),
+            tuple(str(f) for f in files),
+        )
+
+
+def _record_files(dist_info: Path) -> list[str]:
+    record = dist_info / "RECORD"
+    if not record.is_file():
+        return [str(PurePosixPath(dist_info.name, p.name)) for p in sorted(dist_info.iterdir())]
+    with record.open(newline="", encoding="utf-8") as f:
+        rows = [row[0] for row in csv.reader(f) if row]
+    # Scripts land in ../../bin: not part of what the site directory holds.
+    return sorted({r for r in rows if not PurePosixPath(r).parts[0] == ".."})
+
+
+def _read_distribution(site_dir: Path, dist_info: Path) -> Distribution:
+    meta_file = dist_info / "METADATA"
+    meta = email.parser.Parser().parsestr(
+        meta_file.read_text(encoding="utf-8", errors="replace") if meta_file.exists() else ""
+    )
+    stem = dist_info.name[: -len(".dist-info")]
+    return Distribution(
+        name=meta.get("Name") or stem.split("-")[0],
+        version=meta.get("Version") or "",
+        site_dir=str(site_dir),
+        dist_info=dist_info.name,
+        files=tuple(_record_files(dist_info)),
+    )
+
+
+def scan(site_dir: Path) -> list[Distribution]:
+    """Every ``*.dist-info`` in one site directory, sorted by directory name."""
+    if not site_dir.is_dir():
+        return []
+    return [
+        _read_distribution(site_dir, d)
+        for d in sorted(site_dir.glob("*.dist-info"))
+        if d.is_dir()
+    ]
+
+
+def top_level(relative: str) -> str:
+    """The first path component: the name a distribution claims in its site dir."""
+    parts = PurePosixPath(relative).parts
+    first = parts[0]
+    if first == "__pycache__" and len(parts) > 1:
+        return parts[1].split(".")[0]
+    return first[: -len(".py")] if first.endswith(".py") else first
+
+
+class Owners:
+    """Answers which distribution owns a file below a site directory."""
+
+    def __init__(self, dists: list[Distribution]) -> None:
+        self._by_file: dict[str, Distribution] = {}
+        self._by_top: dict[tuple[str, str], Distribution] = {}
+        for dist in dists:
+            for rel in dist.files:
+                self._by_file[str(PurePosixPath(dist.site_dir, rel))] = dist
+                self._by_top.setdefault((dist.site_dir, top_level(rel)), dist)
+
+    def owner(self, site_dir: str, path: str) -> Distribution | None:
+        found = self._by_file.get(path)
+        if found is not None:
+            return found
+        rel = PurePosixPath(path).relative_to(site_dir)
+        return self._by_top.get((site_dir, top_level(str(rel))))

@@ -1,0 +1,157 @@
+"""Carry out a plan: write the root filesystem, patch, compile, index, describe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from . import patch
+from .errors import AssembleError
+from .plan import LAYERS, Entry, Plan
+
+MANIFEST = PurePosixPath(".pyfarm", "manifest.json")
+_COMPILE = """
+import compileall, sys
+from py_compile import PycInvalidationMode
+ok = True
+for src, ddir in zip(sys.argv[1::2], sys.argv[2::2]):
+    ok &= bool(compileall.compile_dir(src, ddir=ddir, quiet=2, workers=0,
+               invalidation_mode=PycInvalidationMode.UNCHECKED_HASH))
+"""
+
+
+@dataclass(frozen=True)
+class FarmOptions:
+    output: Path
+    python: str  # the traced interpreter, which compiles the .pyc files
+    epoch: int = 0
+    layers: bool = False
+
+
+def write_entries(plan: Plan, root: Path) -> None:
+    for entry in sorted(plan.entries, key=lambda e: (e.kind != "dir", str(e.dest))):
+        _write(entry, root / entry.dest)
+
+
+def _write(entry: Entry, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if entry.kind == "dir":
+        target.mkdir(exist_ok=True)
+    elif entry.kind == "link":
+        target.symlink_to(entry.target)
+        return
+    elif entry.kind == "file":
+        shutil.copyfile(entry.source, target)
+    else:
+        target.write_bytes(entry.content)
+    os.chmod(target, entry.mode)
+
+
+def compile_pyc(python: str, root: Path, plan: Plan) -> None:
+    """Hash-based .pyc (reproducible, no stat of sources at import) for all copied code."""
+    prefix = plan.prefix.relative_to("/") if plan.prefix.is_absolute() else plan.prefix
+    dirs = [prefix / "python" / "lib", prefix / "site-packages", prefix / "app"]
+    args = [a for d in dirs if (root / d).is_dir() for a in (str(root / d), "/" + str(d))]
+    done = subprocess.run([python, "-I", "-c", _COMPILE, *args], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise AssembleError(f"compiling .pyc failed: {done.stderr.strip()[-500:]}")
+
+
+def build_ld_cache(root: Path) -> None:
+    """An ld.so.cache of the farm, so dlopen by bare name and find_library work."""
+    done = subprocess.run(["ldconfig", "-X", "-r", str(root)], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise AssembleError(f"ldconfig failed: {done.stderr.strip()}",
+                            "the builder needs glibc's ldconfig")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _layer_of_generated(rel: PurePosixPath, layers: dict[PurePosixPath, tuple[str, str]]
+                        ) -> tuple[str, str]:
+    """.pyc files go with their source; the loader cache with the runtime."""
+    if rel.parent.name == "__pycache__":
+        source = rel.parent.parent / (rel.name.split(".")[0] + ".py")
+        return layers.get(source, ("runtime", "stdlib"))
+    return ("runtime", "essential")
+
+
+def manifest(plan: Plan, root: Path) -> dict[str, Any]:
+    known = {e.dest: (e.layer, e.origin) for e in plan.entries}
+    files = []
+    for path in sorted(root.rglob("*")):
+        rel = PurePosixPath(path.relative_to(root).as_posix())
+        if path.is_symlink() or not path.is_file():
+            continue
+        layer, origin = known.get(rel) or _layer_of_generated(rel, known)
+        files.append({"path": "/" + str(rel), "size": path.stat().st_size,
+                      "sha256": _sha256(path), "origin": origin, "layer": layer})
+    return {
+        "schema_version": 1,
+        "prefix": str(plan.prefix),
+        "python": "/" + str(plan.python),
+        "env": dict(plan.env),
+        "files": files,
+        "links": sorted("/" + str(e.dest) for e in plan.entries if e.kind == "link"),
+        "warnings": list(plan.warnings),
+        "conflicts": list(plan.conflicts),
+    }
+
+
+def fix_times(root: Path, epoch: int) -> None:
+    """Same mtimes everywhere, so identical inputs give identical layers."""
+    for path in [*root.rglob("*"), root]:
+        os.utime(path, (epoch, epoch), follow_symlinks=False)
+
+
+def split_layers(root: Path, doc: dict[str, Any], plan: Plan) -> None:
+    """Move each path into ``root/<n>-<layer>/`` so the Dockerfile copies one layer each."""
+    layer_of = {e.dest: e.layer for e in plan.entries}
+    layer_of.update({PurePosixPath(f["path"][1:]): f["layer"] for f in doc["files"]})
+    layer_of[plan.prefix.relative_to("/") / MANIFEST] = "app"
+    staging = root.parent / (root.name + ".layers")
+    for rel, layer in sorted(layer_of.items(), key=lambda kv: str(kv[0])):
+        source = root / rel
+        if source.is_dir() and not source.is_symlink():
+            continue
+        dest = staging / f"{LAYERS.index(layer) + 1}-{layer}" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(source, dest)
+    for entry in plan.entries:
+        if entry.kind == "dir":
+            _write(entry, staging / f"{LAYERS.index(entry.layer) + 1}-{entry.layer}" / entry.dest)
+    shutil.rmtree(root)
+    os.rename(staging, root)
+
+
+def build(plan: Plan, options: FarmOptions, patcher: patch.ElfPatcher) -> dict[str, Any]:
+    """Write the farm described by ``plan`` under ``options.output``; returns the manifest."""
+    root = options.output
+    root.mkdir(parents=True, exist_ok=True)
+    write_entries(plan, root)
+    patch.apply(plan.rpaths, root, patcher)
+    compile_pyc(options.python, root, plan)
+    build_ld_cache(root)
+    doc = manifest(plan, root)
+    target = root / plan.prefix.relative_to("/") / MANIFEST
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    if options.layers:
+        split_layers(root, doc, plan)
+    fix_times(root, options.epoch)
+    return doc
+

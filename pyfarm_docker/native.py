@@ -1,0 +1,182 @@
+"""Native code in the farm: every ELF object once in reals/r, per-object symlink dirs,
+libraries loaded by name in ld_library_paths/l, and the search path of each object."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from . import elf, ldso
+from .plan import Entry, Planner, RpathEdit
+
+# Provided by the host at run time (GPU drivers): copying them breaks the image.
+HOST_ONLY_PREFIXES = ("libcuda.", "libnvidia-", "libnvidia.", "libnvcuvid.", "libdxcore.")
+# glibc's own objects: always loaded first, found by soname, never patched.
+GLIBC_SONAMES = frozenset({"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2",
+                           "librt.so.1", "libutil.so.1", "libresolv.so.2", "libmvec.so.1"})
+# glibc dlopens it for thread cancellation; no ELF header names it.
+ALWAYS_NAMES = ("libgcc_s.so.1",)
+
+
+def host_only(name: str) -> bool:
+    return name.startswith(HOST_ONLY_PREFIXES)
+
+
+@dataclass
+class NativeFarm:
+    """The ELF part of the plan, computed from the tree entries and the trace."""
+
+    planner: Planner
+    resolver: ldso.Resolver
+    python: PurePosixPath
+    names: dict[str, str] = field(default_factory=dict)  # real path -> name in reals/r
+    layer_of: dict[str, str] = field(default_factory=dict)
+    rpaths: list[RpathEdit] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    interpreter: str = ""
+
+    def reals(self, name: str) -> PurePosixPath:
+        return self.planner.under("reals", "r", name)
+
+    def symlink_dir(self, name: str) -> PurePosixPath:
+        return self.planner.under("symlinks", name)
+
+    def name_for(self, real: str) -> str:
+        """File name in reals/r: its own, unless another object already took it."""
+        if real not in self.names:
+            base = os.path.basename(real)
+            taken = set(self.names.values())
+            if base in taken:
+                base = f"{hashlib.sha256(real.encode()).hexdigest()[:8]}-{base}"
+            self.names[real] = base
+        return self.names[real]
+
+
+def _tree_objects(p: Planner) -> dict[str, list[Entry]]:
+    """ELF files already placed by the tree steps, keyed by their real source path."""
+    found: dict[str, list[Entry]] = defaultdict(list)
+    for entry in list(p.entries.values()):
+        if entry.kind == "file" and elf.try_read(entry.source) is not None:
+            found[os.path.realpath(entry.source)].append(entry)
+    return found
+
+
+def _traced_libraries(trace: dict[str, Any]) -> list[str]:
+    """ELF objects the traced run mapped (gconv modules keep their own place)."""
+    reals = (os.path.realpath(path) for path in trace["mapped"] if "/gconv/" not in path)
+    return [real for real in reals if elf.try_read(real) is not None]
+
+
+def _named_libraries(farm: NativeFarm, trace: dict[str, Any]) -> dict[str, str]:
+    """Libraries loaded by name (ctypes, dlopen) plus libgcc_s: name -> real path."""
+    python = elf.read(trace["interpreter"]["executable"])
+    named: dict[str, str] = {}
+    for name in [*trace["dlopen"], *ALWAYS_NAMES]:
+        base = os.path.basename(name)
+        if host_only(base):
+            continue
+        found = name if name.startswith("/") else farm.resolver.resolve(name, python)
+        if found and os.path.exists(found):
+            named[base] = os.path.realpath(found)
+    return named
+
+
+def plan_native(p: Planner, trace: dict[str, Any], resolver: ldso.Resolver,
+                python: PurePosixPath) -> NativeFarm:
+    """Place every ELF object of the tree, plus what the traced run loaded from outside it.
+
+    Dependencies of objects the run never loaded (say _tkinter's libtk) are shipped only
+    when they are in the tree or were loaded anyway; the others are reported, not copied.
+    """
+    farm = NativeFarm(p, resolver, python)
+    in_tree = _tree_objects(p)
+    interp_real = os.path.realpath(trace["interpreter"]["executable"])
+    farm.interpreter = elf.read(interp_real).interpreter
+    named = _named_libraries(farm, trace)
+    traced = {interp_real, *named.values(), *_traced_libraries(trace)}
+    used = ldso.closure(sorted(traced), resolver)
+    graph = ldso.closure(sorted({*in_tree, *used}), resolver)
+    for real in sorted({*in_tree, *used}):
+        _place_object(farm, real, in_tree.get(real, []), interp_real)
+    for real in sorted(graph):
+        _link_dependencies(farm, graph[real], interp_real)
+    _link_by_name(farm, graph, named)
+    farm.conflicts = _soname_conflicts({k: v for k, v in graph.items() if k in farm.layer_of})
+    return farm
+
+
+def _place_object(farm: NativeFarm, real: str, places: list[Entry], interp_real: str) -> None:
+    p = farm.planner
+    layer = places[0].layer if places else "runtime"
+    farm.layer_of[real] = layer
+    if real == interp_real:
+        return  # python/bin/python stays a real file
+    info = elf.read(real)
+    if os.path.basename(real) in ldso.LOADER_NAMES or info.soname in ldso.LOADER_NAMES:
+        return  # the loader lives at its PT_INTERP path (see essentials)
+    name = farm.name_for(real)
+    origin = places[0].origin if places else "library"
+    p.entries.pop(farm.reals(name), None)
+    p.add(Entry(farm.reals(name), "file", layer, origin, source=real,
+                mode=0o755 if os.access(real, os.X_OK) else 0o644))
+    for entry in places:
+        p.link(entry.dest, farm.reals(name), entry.layer, entry.origin)
+
+
+def _link_dependencies(farm: NativeFarm, node: ldso.Node, interp_real: str) -> None:
+    info = elf.read(node.path)
+    own = "python" if node.path == interp_real else farm.names.get(node.path)
+    if own is None:
+        return
+    for needed, dep in sorted(node.deps.items()):
+        if dep is None or dep not in farm.layer_of:
+            if not host_only(needed):
+                why = "not found in the builder" if dep is None else "never loaded, not shipped"
+                farm.planner.warnings.append(f"{own}: {needed} {why}")
+            continue
+        if dep in farm.names:
+            farm.planner.link(farm.symlink_dir(own) / needed, farm.reals(farm.names[dep]),
+                              farm.layer_of[node.path], "library")
+    dest = farm.python if own == "python" else farm.reals(own)
+    if node.deps and info.soname not in GLIBC_SONAMES:
+        farm.rpaths.append(RpathEdit(dest, "/" + str(farm.symlink_dir(own))))
+
+
+def _link_by_name(farm: NativeFarm, graph: dict[str, ldso.Node], named: dict[str, str]) -> None:
+    """ld_library_paths/l: what the builder's loader found by bare name (its cache and
+    default dirs, and libraries dlopen'ed by name); the image's ld.so.cache lists it."""
+    by_name: dict[str, str] = {}
+    for real in graph:
+        if real in farm.names and ldso.is_system_path(real):
+            by_name[elf.read(real).soname or os.path.basename(real)] = real
+    for name, real in named.items():
+        by_name[name] = real
+        soname = elf.read(real).soname
+        if soname:
+            by_name.setdefault(soname, real)
+    for name, real in sorted(by_name.items()):
+        if real in farm.names:
+            farm.planner.link(farm.planner.under("ld_library_paths", "l", name),
+                              farm.reals(farm.names[real]), farm.layer_of[real], "library")
+
+
+def _soname_conflicts(graph: dict[str, ldso.Node]) -> list[dict[str, Any]]:
+    """Different files that share a soname: glibc loads only one of them per process."""
+    by_soname: dict[str, list[str]] = defaultdict(list)
+    for real in graph:
+        soname = elf.read(real).soname
+        if soname:
+            by_soname[soname].append(real)
+    users: dict[str, list[str]] = defaultdict(list)
+    for node in graph.values():
+        for dep in node.deps.values():
+            if dep:
+                users[dep].append(node.path)
+    return [
+        {"soname": soname, "files": {f: sorted(users[f]) for f in sorted(files)}}
+        for soname, files in sorted(by_soname.items()) if len(files) > 1
+    ]

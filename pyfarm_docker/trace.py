@@ -1,0 +1,304 @@
+"""Run the app under the trace shim and write ``trace.json`` (see docs/trace-json.md)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from . import probe as http
+from .dists import Distribution, Owners, scan, top_level
+from .errors import TraceError, UsageError
+from .tracelog import ProcessRecord, parse_lines
+
+SCHEMA_VERSION = 1
+SHIM_DIR = Path(__file__).resolve().parent / "_shim"
+_SAMPLE_S = 0.02
+_STDERR_TAIL = 15
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """How to run the app while tracing it."""
+
+    command: tuple[str, ...]
+    output: Path
+    cwd: Path | None = None
+    timeout: float = 600.0
+    port: int | None = None
+    probes: tuple[http.Probe, ...] = ()
+    ready_timeout: float = 60.0
+    grace: float = 10.0
+    allowed_exit_codes: frozenset[int] = field(default_factory=lambda: frozenset({0}))
+
+
+def describe_interpreter(python: str, cwd: Path | None = None) -> dict[str, Any]:
+    """Ask the app's interpreter where its pieces live (without the shim)."""
+    try:
+        done = subprocess.run(
+            [python, str(SHIM_DIR / "interp_info.py")],
+            capture_output=True, text=True, cwd=cwd, timeout=60, check=False,
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot run interpreter {python!r}: {exc.strerror}",
+                         "the command after -- must start with a Python interpreter") from exc
+    if done.returncode != 0:
+        raise UsageError(f"{python!r} is not a working Python interpreter: "
+                         f"{done.stderr.strip().splitlines()[-1:]}")
+    info: dict[str, Any] = json.loads(done.stdout)
+    return info
+
+
+class _Run:
+    """One traced process tree: output tee, maps sampling, log reading."""
+
+    def __init__(self, options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> None:
+        self.options = options
+        self.log = log
+        self.records: dict[int, ProcessRecord] = {}
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
+        self._log_offset = 0
+        self._stop = threading.Event()
+        env = dict(os.environ)
+        env["PYFARM_TRACE_LOG"] = str(log)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SHIM_DIR), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            options.command, cwd=options.cwd, env=env, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._threads = [
+            threading.Thread(target=self._tee, args=(stderr,), daemon=True),
+            threading.Thread(target=self._sample, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _tee(self, sink: IO[bytes] | None) -> None:
+        assert self.proc.stderr is not None
+        for line in iter(self.proc.stderr.readline, b""):
+            self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+            if sink is not None:
+                sink.write(line)
+                sink.flush()
+
+    def _read_log(self) -> None:
+        if not self.log.exists():
+            return
+        with self.log.open("rb") as f:
+            f.seek(self._log_offset)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self._log_offset += len(complete)
+        text = complete.decode("utf-8", "surrogateescape")
+        parse_lines(text.splitlines(keepends=True), self.records)
+
+    def _sample(self) -> None:
+        """Read /proc/PID/maps of live traced processes: killed ones report nothing at exit."""
+        while not self._stop.is_set():
+            self._read_log()
+            for pid, rec in list(self.records.items()):
+                if not rec.exited:
+                    rec.mapped.update(_maps_of(pid))
+            self._stop.wait(_SAMPLE_S)
+
+    def stop_tree(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def finish(self) -> dict[int, ProcessRecord]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._read_log()
+        return self.records
+
+    def failure(self, what: str) -> TraceError:
+        tail = "\n".join(self.stderr_tail)
+        return TraceError(f"{what}; last stderr lines:\n{tail}" if tail else what,
+                          "run the app by hand in the builder image to see why")
+
+
+def _maps_of(pid: int) -> set[str]:
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="surrogateescape") as maps:
+            lines = maps.read().splitlines()
+    except OSError:
+        return set()
+    fields = (line.split(None, 5) for line in lines)
+    return {f[5] for f in fields if len(f) == 6 and f[5].startswith("/")
+            and not f[5].endswith(" (deleted)")}
+
+
+def _run_script(run: _Run) -> int:
+    try:
+        return run.proc.wait(timeout=run.options.timeout)
+    except subprocess.TimeoutExpired:
+        run.stop_tree(signal.SIGKILL)
+        run.proc.wait()
+        raise run.failure(f"the app did not finish within {run.options.timeout:g}s") from None
+
+
+def _run_server(run: _Run) -> list[dict[str, Any]]:
+    options = run.options
+    assert options.port is not None
+    deadline = time.monotonic() + options.ready_timeout
+    if not http.wait_for_port(options.port, deadline, lambda: run.proc.poll() is None):
+        state = "exited" if run.proc.poll() is not None else "is still starting"
+        raise run.failure(f"the server never opened 127.0.0.1:{options.port} "
+                          f"within {options.ready_timeout:g}s (it {state})")
+    answers = []
+    for p in options.probes:
+        answer = http.send(p, options.port)
+        problem = http.mismatch(p, answer)
+        if problem:
+            raise run.failure(f"probe failed: {problem}")
+        answers.append({"probe": p.label(), "status": answer.status, "body": answer.body})
+    return answers
+
+
+def _stop_server(run: _Run) -> None:
+    run.stop_tree(signal.SIGTERM)
+    try:
+        run.proc.wait(timeout=run.options.grace)
+    except subprocess.TimeoutExpired:
+        run.stop_tree(signal.SIGKILL)
+        run.proc.wait()
+
+
+def _execute(options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> tuple[
+    dict[int, ProcessRecord], int, int, list[dict[str, Any]]
+]:
+    run = _Run(options, log, stderr)
+    answers: list[dict[str, Any]] = []
+    try:
+        if options.port is None:
+            status = _run_script(run)
+        else:
+            answers = _run_server(run)
+    finally:
+        if run.proc.poll() is None:
+            _stop_server(run)
+        records = run.finish()
+    if options.port is None and status not in options.allowed_exit_codes:
+        how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+        raise run.failure(f"the app {how} while traced")
+    return records, run.proc.pid, run.proc.returncode, answers
+
+
+def run_trace(options: TraceOptions, stderr: IO[bytes] | None = None) -> dict[str, Any]:
+    """Run ``options.command``, write the merged trace to ``options.output`` and return it."""
+    if not options.command:
+        raise UsageError("no command to trace", "give it after --, e.g. -- python app.py")
+    interpreter = describe_interpreter(options.command[0], options.cwd)
+    with tempfile.TemporaryDirectory(prefix="pyfarm-trace-") as tmp:
+        records, pid, status, answers = _execute(options, Path(tmp) / "events.log", stderr)
+    trace = merge(options, interpreter, records, pid)
+    trace["exit_status"] = status
+    trace["probes"] = answers
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(trace, indent=1, sort_keys=True) + "\n")
+    return trace
+
+
+def _main_record(records: dict[int, ProcessRecord], pid: int) -> ProcessRecord:
+    if pid in records:
+        return records[pid]
+    raise TraceError("the traced command never started Python with the trace shim",
+                     "the command after -- must run a Python interpreter directly")
+
+
+def _classify(entry: str, interp: dict[str, Any], app_dir: str) -> str:
+    if entry == app_dir:
+        return "app"
+    if entry == interp["lib_dynload"]:
+        return "dynload"
+    if entry in (interp["stdlib"], interp["platstdlib"]):
+        return "stdlib"
+    if entry.endswith(".zip"):
+        return "stdlib-zip"
+    return "site"
+
+
+def merge(options: TraceOptions, interp: dict[str, Any], records: dict[int, ProcessRecord],
+          main_pid: int) -> dict[str, Any]:
+    """Fold every process's record into the trace document."""
+    main = _main_record(records, main_pid)
+    cwd = str((options.cwd or Path.cwd()).resolve())
+    sys_path = [os.path.join(cwd, e) if not os.path.isabs(e) else e for e in main.sys_path]
+    app_dir = sys_path[0] if sys_path else cwd
+    entries = [{"path": e, "kind": _classify(e, interp, app_dir)} for e in sys_path]
+    modules: dict[str, dict[str, Any]] = {}
+    used: set[str] = set()
+    for rec in records.values():
+        for name, (origin, locations) in rec.modules.items():
+            modules[name] = {"file": origin, "search_locations": locations}
+        used |= rec.opened | rec.mapped | {o for o, _ in rec.modules.values() if o.startswith("/")}
+    dists = _used_distributions(entries, used)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "command": list(options.command),
+        "cwd": cwd,
+        "kind": "script" if options.port is None else "server",
+        "port": options.port,
+        "interpreter": interp,
+        "app_dir": app_dir,
+        "sys_path": entries,
+        "modules": dict(sorted(modules.items())),
+        "imports": sorted(set().union(*(r.imports for r in records.values()))),
+        "files_opened": sorted(set().union(*(r.opened for r in records.values()))),
+        "mapped": sorted(set().union(*(r.mapped for r in records.values()))),
+        "dlopen": sorted(set().union(*(r.dlopen for r in records.values())) - {""}),
+        "distributions": [d.to_json() for d in dists],
+        "unowned": _unowned(entries, used, dists),
+        "processes": [
+            {"pid": r.pid, "ppid": r.ppid, "executable": r.executable, "argv": r.argv,
+             "exited": r.exited}
+            for r in sorted(records.values(), key=lambda r: r.pid)
+        ],
+    }
+
+
+def _site_dirs(entries: list[dict[str, str]]) -> list[str]:
+    return [e["path"] for e in entries if e["kind"] == "site"]
+
+
+def _site_of(path: str, site_dirs: list[str]) -> str | None:
+    matches = [s for s in site_dirs if path.startswith(s.rstrip("/") + "/")]
+    return max(matches, key=len) if matches else None
+
+
+def _used_distributions(entries: list[dict[str, str]], used: set[str]) -> list[Distribution]:
+    site_dirs = _site_dirs(entries)
+    owners = Owners([d for s in site_dirs for d in scan(Path(s))])
+    found: dict[tuple[str, str], Distribution] = {}
+    for path in sorted(used):
+        site = _site_of(path, site_dirs)
+        dist = owners.owner(site, path) if site else None
+        if dist is not None:
+            found[(dist.site_dir, dist.dist_info)] = dist
+    return [found[k] for k in sorted(found)]
+
+
+def _unowned(entries: list[dict[str, str]], used: set[str],
+             dists: list[Distribution]) -> list[str]:
+    """Top-level names used from a site dir that no ``*.dist-info`` claims."""
+    site_dirs = _site_dirs(entries)
+    claimed = {(d.site_dir, top_level(f)) for d in dists for f in d.files}
+    out = set()
+    for path in used:
+        site = _site_of(path, site_dirs)
+        if site is not None:
+            name = top_level(os.path.relpath(path, site))
+            if (site, name) not in claimed:
+                out.add(os.path.join(site, name))
+    return sorted(out)
