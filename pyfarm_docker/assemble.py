@@ -72,7 +72,9 @@ def _prepare_output(options: AssembleOptions) -> Path:
         if not options.force:
             raise UsageError(f"{out} exists and is not empty", "pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # it becomes the image's /
+    return staging
 
 
 def assemble(options: AssembleOptions, patcher: patch.ElfPatcher | None = None

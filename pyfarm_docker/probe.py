@@ -108,6 +108,11 @@ def mismatch(probe: Probe, answer: Answer) -> str:
     return ""
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_for_port(port: int, deadline: float, alive: Callable[[], bool]) -> bool:
     """Poll 127.0.0.1:port until it accepts, the deadline passes or ``alive()`` is false."""
     while time.monotonic() < deadline and alive():

@@ -199,6 +199,9 @@ def run_trace(options: TraceOptions, stderr: IO[bytes] | None = None) -> dict[st
     """Run ``options.command``, write the merged trace to ``options.output`` and return it."""
     if not options.command:
         raise UsageError("no command to trace", "give it after --, e.g. -- python app.py")
+    if options.port is not None and http.port_in_use(options.port):
+        raise TraceError(f"127.0.0.1:{options.port} is already in use before the app started",
+                         "stop whatever listens there, or trace with another --port")
     interpreter = describe_interpreter(options.command[0], options.cwd)
     with tempfile.TemporaryDirectory(prefix="pyfarm-trace-") as tmp:
         records, pid, status, answers = _execute(options, Path(tmp) / "events.log", stderr)

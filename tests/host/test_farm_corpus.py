@@ -1,0 +1,90 @@
+"""Host tier: trace each corpus case in a venv, assemble its farm, run the farm in an
+empty root (no Docker) and compare with the normal run."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pyfarm_docker.appspec import load_case
+from pyfarm_docker.assemble import AssembleOptions, assemble
+from pyfarm_docker.trace import TraceOptions, run_trace
+from tests.support import corpusrun, emptyroot
+from tests.support.paths import corpus_cases
+from tests.support.venvs import case_venv
+
+pytestmark = pytest.mark.host
+
+CASES = corpus_cases()
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c.name for c in CASES])
+def farmed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> tuple[Path, Path, Path, dict[str, object]]:
+    case: Path = request.param
+    work = tmp_path_factory.mktemp(case.name)
+    app = corpusrun.copy_app(case, work / "src")
+    spec = load_case(app)
+    python = str(case_venv(case / "requirements.txt") / "bin" / "python")
+    trace = run_trace(TraceOptions((python, *spec.entry, *spec.traced_args), work / "trace.json",
+                                   cwd=app, port=spec.port, probes=spec.probes))
+    manifest = assemble(AssembleOptions(work / "trace.json", work / "root"))
+    return app, work / "root", Path(python), {"trace": trace, "manifest": manifest}
+
+
+def _farm_argv(spec_entry: tuple[str, ...], args: tuple[str, ...]) -> list[str]:
+    entry = list(spec_entry)
+    if entry[0] != "-m":
+        entry[0] = f"/app/app/{entry[0]}"
+    return ["/app/python/bin/python", *entry, *args]
+
+
+def test_farm_behaves_like_the_app(farmed: tuple[Path, Path, Path, dict[str, object]]) -> None:
+    app, root, python, _ = farmed
+    spec = load_case(app)
+    normal_argv = [str(python), *spec.entry, *spec.checked_args]
+    farm_cmd = emptyroot.command(root, _farm_argv(spec.entry, spec.checked_args), "/app/app",
+                                 corpusrun.farm_env(root))
+    if spec.kind == "server":
+        expected = corpusrun.run_server(normal_argv, spec, app)
+        got = corpusrun.run_server(farm_cmd, spec)
+        assert expected.answers, expected.stderr
+    else:
+        expected = corpusrun.run_script(normal_argv, app)
+        got = corpusrun.run_script(farm_cmd, app)
+        assert expected.status == 0, expected.stderr
+    assert corpusrun.comparable(got) == corpusrun.comparable(expected), got.stderr[-3000:]
+
+
+def test_every_loaded_object_resolves_inside_the_farm(
+    farmed: tuple[Path, Path, Path, dict[str, object]],
+) -> None:
+    """ld.so --list, run inside the empty root, finds every dependency in the farm."""
+    _, root, _, data = farmed
+    manifest = data["manifest"]
+    assert isinstance(manifest, dict)
+    objects = ["/app/python/bin/python"] + [
+        f["path"] for f in manifest["files"]
+        if f["path"].startswith("/app/reals/r/") and f["origin"] != "stdlib"
+    ]
+    for obj in objects:
+        done = emptyroot.run(root, ["/lib64/ld-linux-x86-64.so.2", "--list", obj])
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "not found" not in done.stdout, done.stdout
+        resolved = re.findall(r"=> (\S+)", done.stdout)
+        assert all(p.startswith("/app/") for p in resolved), done.stdout
+
+
+def test_manifest_describes_every_file(farmed: tuple[Path, Path, Path, dict[str, object]]
+                                       ) -> None:
+    _, root, _, _ = farmed
+    manifest = json.loads((root / "app/.pyfarm/manifest.json").read_text())
+    listed = {f["path"] for f in manifest["files"]}
+    on_disk = {"/" + str(p.relative_to(root)) for p in root.rglob("*")
+               if p.is_file() and not p.is_symlink()}
+    harness = {"/etc/hosts"}  # the empty-root runner's mount point, as Docker's
+    assert on_disk - listed - harness == {"/app/.pyfarm/manifest.json"}
+    assert {f["layer"] for f in manifest["files"]} <= {"runtime", "big", "packages", "app"}
