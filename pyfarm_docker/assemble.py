@@ -14,12 +14,14 @@ from . import essentials, farm, ldso, native, patch, plan
 from .errors import AssembleError, UsageError
 from .trace import SCHEMA_VERSION
 
+DEFAULT_PREFIX = PurePosixPath("/app")
+
 
 @dataclass(frozen=True)
 class AssembleOptions:
     trace: Path
     output: Path
-    prefix: PurePosixPath = PurePosixPath("/app")
+    prefix: PurePosixPath = DEFAULT_PREFIX
     strict: bool = False
     force: bool = False
     layers: bool = False
@@ -68,9 +70,8 @@ def _add_site_hook(p: plan.Planner, interp: dict[str, Any], sites: list[PurePosi
 
 def _prepare_output(options: AssembleOptions) -> Path:
     out = options.output
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not options.force:
-            raise UsageError(f"{out} exists and is not empty", "pass --force to replace it")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not options.force:
+        raise UsageError(f"{out} exists and is not empty", "pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     staging.chmod(0o755)  # it becomes the image's /

@@ -47,7 +47,7 @@ def _record_files(dist_info: Path) -> list[str]:
     with record.open(newline="", encoding="utf-8") as f:
         rows = [row[0] for row in csv.reader(f) if row]
     # Scripts land in ../../bin: not part of what the site directory holds.
-    return sorted({r for r in rows if not PurePosixPath(r).parts[0] == ".."})
+    return sorted({r for r in rows if PurePosixPath(r).parts[0] != ".."})
 
 
 def _read_distribution(site_dir: Path, dist_info: Path) -> Distribution:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
 
 _MAGIC = b"\x7fELF"
 
@@ -53,7 +55,7 @@ def read(path: str) -> ElfInfo:
                                       "DT_RUNPATH": []}
         interpreter = ""
         for segment in elf.iter_segments():
-            if segment["p_type"] == "PT_INTERP":
+            if isinstance(segment, InterpSegment):
                 interpreter = segment.get_interp_name()
         for section in elf.iter_sections():
             if isinstance(section, DynamicSection):
@@ -71,12 +73,14 @@ def read(path: str) -> ElfInfo:
         )
 
 
-def _collect(tags: dict[str, list[str]], tag: object) -> None:
-    kind = getattr(tag, "entry").d_tag
-    attr = {"DT_NEEDED": "needed", "DT_SONAME": "soname", "DT_RPATH": "rpath",
-            "DT_RUNPATH": "runpath"}.get(kind)
+_TAG_ATTRS = {"DT_NEEDED": "needed", "DT_SONAME": "soname", "DT_RPATH": "rpath",
+              "DT_RUNPATH": "runpath"}
+
+
+def _collect(tags: dict[str, list[str]], tag: Any) -> None:
+    attr = _TAG_ATTRS.get(tag.entry.d_tag)
     if attr is not None:
-        tags[kind].append(getattr(tag, attr))
+        tags[tag.entry.d_tag].append(getattr(tag, attr))
 
 
 def try_read(path: str) -> ElfInfo | None:

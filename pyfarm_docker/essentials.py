@@ -13,7 +13,8 @@ from .plan import Planner
 
 NONROOT = 65532
 CA_BUNDLE = PurePosixPath("etc/ssl/certs/ca-certificates.crt")
-PASSWD = f"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{NONROOT}:{NONROOT}:nonroot:/home/nonroot:/sbin/nologin\n"
+PASSWD = ("root:x:0:0:root:/root:/sbin/nologin\n"
+          f"nonroot:x:{NONROOT}:{NONROOT}:nonroot:/home/nonroot:/sbin/nologin\n")
 GROUP = f"root:x:0:\nnonroot:x:{NONROOT}:\n"
 NSSWITCH = """# Written by pyfarm-docker: glibc's built-in files and dns sources only.
 passwd:    files

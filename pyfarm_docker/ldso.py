@@ -16,7 +16,8 @@ from pathlib import Path
 from . import elf
 
 DEFAULT_DIRS = (
-    "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib",
+    "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+    "/lib64", "/usr/lib64", "/lib", "/usr/lib",
 )
 # Loaded before anything else and shared by every object; never moved or patched.
 LOADER_NAMES = frozenset({"ld-linux-x86-64.so.2", "ld-linux.so.2", "ld-linux-aarch64.so.1"})

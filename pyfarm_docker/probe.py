@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import UsageError
 
+
 @dataclass(frozen=True)
 class Probe:
     """One request and, optionally, what must come back."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -110,10 +111,8 @@ class _Run:
             self._stop.wait(_SAMPLE_S)
 
     def stop_tree(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def finish(self) -> dict[int, ProcessRecord]:
         self._stop.set()

@@ -49,7 +49,7 @@ class _Recorder:
                 self._on_sys_path(args[2])
             elif event == "ctypes.dlopen":
                 self.emit_once("dlopen", "" if args[0] is None else os.fsdecode(args[0]))  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - tracing must never break the app
+        except Exception:
             pass
 
     def _on_sys_path(self, path: object) -> None:
@@ -101,7 +101,7 @@ def _chain_real_sitecustomize(own_dir: str) -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != own_dir]
     shim = sys.modules.pop(__name__)
     try:
-        import sitecustomize  # noqa: F401
+        import sitecustomize  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as exc:
         # site.py expects a module under this name once the import returns.
         sys.modules[__name__] = shim
