@@ -12,6 +12,7 @@ from .errors import UsageError
 from .probe import Probe
 
 KINDS = ("script", "server")
+SPEC_LABEL = "io.pyfarm-docker.spec"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,15 @@ class AppSpec:
     @property
     def module(self) -> str | None:
         return self.entry[1] if self.entry[:1] == ("-m",) and len(self.entry) > 1 else None
+
+    def to_label(self) -> str:
+        """The spec as JSON for the final image's label: ``verify`` needs only the images."""
+        probes = [{"method": p.method, "path": p.path, "json": p.body_json,
+                   "expect_status": p.expect_status, "expect_body": p.expect_body,
+                   "expect_json": p.expect_json} for p in self.probes]
+        return json.dumps({"entry": list(self.entry), "args": list(self.checked_args),
+                           "kind": self.kind, "port": self.port, "probes": probes},
+                          separators=(",", ":"))
 
     def validate(self, app_dir: Path) -> AppSpec:
         """Check the spec against the files it names; returns itself."""

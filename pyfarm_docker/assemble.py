@@ -12,9 +12,8 @@ from typing import Any
 
 from . import essentials, farm, ldso, native, patch, plan
 from .errors import AssembleError, UsageError
+from .plan import DEFAULT_PREFIX
 from .trace import SCHEMA_VERSION
-
-DEFAULT_PREFIX = PurePosixPath("/app")
 
 
 @dataclass(frozen=True)

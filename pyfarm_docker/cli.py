@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from . import __version__
 from .errors import PyfarmError, UsageError
@@ -65,6 +66,120 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flags(args: argparse.Namespace) -> Any:
+    from .config import Flags
+
+    return Flags(path=args.path, module=args.module,
+                 args=tuple(args.arg) if args.arg is not None else None,
+                 port=args.port, probes=tuple(args.probe), base=args.base, final=args.final,
+                 prefix=args.prefix)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from . import config, context
+
+    project, options = config.resolve(_flags(args))
+    helpers = (args.output or project / ".pyfarm").resolve()
+    if project not in helpers.parents:
+        raise UsageError(f"{helpers} is outside the project {project}",
+                         "the Dockerfile's helpers must be inside the build context")
+    if helpers.exists() and any(helpers.iterdir()) and not args.force:
+        raise UsageError(f"{helpers} exists and is not empty", "pass --force to replace it")
+    options = context.project_options(project, options)
+    options = replace(options, helpers=helpers.relative_to(project).as_posix(),
+                      wheelhouse=args.wheelhouse is not None)
+    wheels = sorted(args.wheelhouse.glob("*.whl")) if args.wheelhouse else None
+    python, glibc = args.python, (2, 36)
+    dockerfile = context.write_helpers(project, options, python, glibc, wheels)
+    _say(f"wrote {dockerfile}; build it with:\n  docker build -f "
+         f"{dockerfile.relative_to(project)} -t IMAGE {project}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from . import config
+    from .build import BuildOptions, run_build
+
+    project, options = config.resolve(_flags(args))
+    result = run_build(
+        BuildOptions(project=project, dockerfile=options, tag=args.tag, network=args.network,
+                     wheelhouse=args.wheelhouse, download=not args.no_download,
+                     verify=args.verify),
+        report=_say, log=_say if args.verbose else None,
+    )
+    _say(f"built {result.tag} ({result.image_id[7:19]}) in {result.seconds:.0f}s: "
+         f"{result.final_bytes / 1e6:.1f} MB")
+    if result.builder_tag and result.builder_bytes:
+        _say(f"builder {result.builder_tag}: {result.builder_bytes / 1e6:.1f} MB "
+             f"(final is {result.final_bytes / result.builder_bytes:.0%} of it)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import engine, verify
+
+    client = engine.connect()
+    for image in (args.image, args.like):
+        engine.require_image(client, image, "image")
+    spec = verify.spec_from_image(client, args.image)
+    verdict = verify.check_or_raise(args.image, args.like, spec, _say)
+    _say(f"{args.image} behaves like {args.like} "
+         f"(run {verdict.final_ms:.0f} ms vs {verdict.builder_ms:.0f} ms)")
+    return 0
+
+
+def _add_app_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, help="the app's script, or its project directory")
+    p.add_argument("-m", "--module", help="run the app as python -m MODULE")
+    p.add_argument("--arg", action="append", metavar="ARG",
+                   help="argument for the app, traced and baked into CMD (repeatable)")
+    p.add_argument("--port", type=int, help="the app is a server on 127.0.0.1:PORT")
+    p.add_argument("--probe", action="append", default=[], metavar="'METHOD /path [JSON]'",
+                   help="request the server must answer while traced and verified")
+    p.add_argument("--base", help="builder base image (default python:3.12-slim)")
+    p.add_argument("--final", help="final base image (default scratch)")
+    p.add_argument("--prefix", help="where the farm lives in the image (default /app)")
+    p.add_argument("--wheelhouse", type=Path,
+                   help="directory of wheels: the builder installs offline from it")
+
+
+def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("build", help="build a minimal image of the app",
+                       description="Build the app into a minimal image: install it on the "
+                       "base, trace a run, assemble the farm, copy it onto scratch.")
+    _add_app_arguments(p)
+    p.add_argument("-t", "--tag", required=True, help="name[:tag] of the image")
+    p.add_argument("--no-download", action="store_true",
+                   help="let pip in the builder use its index instead of a host wheelhouse")
+    p.add_argument("--network", help="network for build steps (passed to Docker)")
+    p.add_argument("--verify", action="store_true",
+                   help="also build the builder stage and check the image behaves like it")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the whole build log")
+    p.set_defaults(handler=cmd_build)
+
+
+def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("generate", help="write the Dockerfile (and helpers) to commit",
+                       description="Write a Dockerfile and its helpers into the project, "
+                       "to build with plain `docker build`.")
+    _add_app_arguments(p)
+    p.add_argument("-o", "--output", type=Path,
+                   help="helpers directory inside the project (default PROJECT/.pyfarm)")
+    p.add_argument("--python", default="3.12",
+                   help="Python version of the base image, for the tool's wheels")
+    p.add_argument("--force", action="store_true", help="replace a non-empty output dir")
+    p.set_defaults(handler=cmd_generate)
+
+
+def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("verify", help="check an image behaves like its builder",
+                       description="Run IMAGE and BUILDER the same way and compare output "
+                       "and exit status, or a server's answers to its probes.")
+    p.add_argument("image")
+    p.add_argument("--like", required=True, metavar="BUILDER", help="the builder image")
+    p.set_defaults(handler=cmd_verify)
+
+
 def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("trace", help="run the app and record what it uses",
                        description="Run a Python command under the tracer and write trace.json.")
@@ -105,7 +220,7 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"pyfarm-docker {__version__}")
     sub = top.add_subparsers(dest="subcommand", metavar="COMMAND")
-    for add in (_add_trace, _add_assemble):
+    for add in (_add_build, _add_generate, _add_trace, _add_assemble, _add_verify):
         add(sub)
     return top
 

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from .dists import Distribution
 from .errors import AssembleError
 
+DEFAULT_PREFIX = PurePosixPath("/app")
 LAYERS = ("runtime", "big", "packages", "app")
 BIG_DIST_BYTES = 8 * 1024 * 1024
 _SKIP_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache",

@@ -1,0 +1,103 @@
+"""``build``: lay out a context, build the image, verify it if asked, tag on success."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from . import context, engine, wheelhouse
+from .dockerfile import DEFAULT_FINAL, DockerfileOptions
+from .errors import UsageError
+
+Report = Callable[[str], None]
+WHEELHOUSE_CACHE = Path.home() / ".cache" / "pyfarm-docker" / "wheelhouses"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    project: Path
+    dockerfile: DockerfileOptions
+    tag: str
+    network: str | None = None
+    wheelhouse: Path | None = None
+    download: bool = True
+    verify: bool = False
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image_id: str
+    tag: str
+    final_bytes: int
+    builder_tag: str | None
+    builder_bytes: int | None
+    seconds: float
+
+
+def builder_reference(tag: str) -> str:
+    repo, name = engine.check_reference(tag)
+    return f"{repo}:{name}-builder"
+
+
+def app_wheels(options: BuildOptions, base: engine.BaseInfo, report: Report) -> list[Path] | None:
+    """The app's wheelhouse: given, downloaded on the host, or None (pip uses its index)."""
+    if options.wheelhouse is not None:
+        if not options.wheelhouse.is_dir():
+            raise UsageError(f"wheelhouse {options.wheelhouse} is not a directory")
+        return sorted(options.wheelhouse.glob("*.whl"))
+    if not options.download:
+        return None
+    requirements = options.project / "requirements.txt"
+    if not requirements.is_file():
+        return []
+    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    dest = WHEELHOUSE_CACHE / f"py{base.python}-glibc{base.glibc[0]}.{base.glibc[1]}" / key
+    report(f"wheels for CPython {base.python}, glibc {base.glibc[0]}.{base.glibc[1]}: {dest}")
+    return wheelhouse.download(["-r", str(requirements)], dest, base.python, base.glibc)
+
+
+def run_build(options: BuildOptions, report: Report, log: Report | None = None) -> BuildResult:
+    """Build and tag ``options.tag``; progress goes to ``report``, the full log to ``log``."""
+    started = time.monotonic()
+    engine.check_reference(options.tag)
+    client = engine.connect()
+    base = engine.probe_base(client, options.dockerfile.base)
+    if options.dockerfile.final != DEFAULT_FINAL:
+        engine.require_image(client, options.dockerfile.final, "final")
+    wheels = app_wheels(options, base, report)
+    dockerfile = context.project_options(
+        options.project, replace(options.dockerfile, wheelhouse=wheels is not None))
+    with tempfile.TemporaryDirectory(prefix="pyfarm-context-") as tmp:
+        ctx = Path(tmp)
+        context.copy_project(options.project, ctx)
+        path = context.write_helpers(ctx, dockerfile, base.python, base.glibc, wheels)
+        image_id, builder = _build_images(client, ctx, str(path.relative_to(ctx)), options,
+                                          report, log)
+    engine.tag(client, image_id, options.tag)
+    return BuildResult(
+        image_id, options.tag, engine.image_size(client, image_id),
+        builder, engine.image_size(client, builder) if builder else None,
+        time.monotonic() - started,
+    )
+
+
+def _build_images(client: Any, ctx: Path, dockerfile: str, options: BuildOptions,
+                  report: Report, log: Report | None) -> tuple[str, str | None]:
+    """Build (and verify); nothing is tagged until everything passed."""
+    tracker = engine.StepTracker(report, log)
+    image_id = engine.build(client, ctx, dockerfile, tracker, network=options.network)
+    if not options.verify:
+        return image_id, None
+    builder_id = engine.build(client, ctx, dockerfile, engine.StepTracker(lambda _: None, log),
+                              target="builder", network=options.network)
+    from . import verify
+
+    report("verifying the image against its builder")
+    verify.check_or_raise(image_id, builder_id, options.dockerfile.spec, report)
+    builder = builder_reference(options.tag)
+    engine.tag(client, builder_id, builder)
+    return image_id, builder

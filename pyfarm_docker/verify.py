@@ -1,0 +1,159 @@
+"""Show that a packed image behaves like its builder: run both the same way with
+testcontainers and compare output and exit status, or the answers to HTTP probes."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from . import probe as http
+from .appspec import SPEC_LABEL, AppSpec, from_mapping
+from .errors import UsageError, VerifyError
+
+# Ryuk (testcontainers' reaper) is an image no registry here can give: we clean up ourselves.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+from testcontainers.core.container import DockerContainer
+
+BUILDER_PYTHON = "/opt/venv/bin/python"
+BUILDER_WORKDIR = "/src"
+_RUN_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    checks: tuple[Check, ...]
+    builder_ms: float
+    final_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+@dataclass(frozen=True)
+class _Run:
+    status: int
+    stdout: str
+    stderr: str
+    ms: float
+    answers: tuple[http.Answer, ...] = ()
+
+
+def spec_from_image(client: Any, image: str) -> AppSpec:
+    labels = client.images.get(image).attrs["Config"].get("Labels") or {}
+    if SPEC_LABEL not in labels:
+        raise UsageError(f"{image} has no {SPEC_LABEL} label", "was it built by pyfarm-docker?")
+    return from_mapping(json.loads(labels[SPEC_LABEL]), f"label of {image}")
+
+
+@contextlib.contextmanager
+def _container(image: str, network: str, command: list[str] | None = None, **kwargs: Any
+               ) -> Iterator[DockerContainer]:
+    container = DockerContainer(image).with_kwargs(network_mode=network, **kwargs)
+    if command:
+        container = container.with_command(command)
+    try:
+        container.start()
+        yield container
+    finally:
+        with contextlib.suppress(Exception):
+            container.get_wrapped_container().remove(force=True, v=True)
+
+
+def _run_script(image: str, **kwargs: Any) -> _Run:
+    started = time.monotonic()
+    with _container(image, "none", **kwargs) as c:
+        status = c.get_wrapped_container().wait(timeout=_RUN_TIMEOUT)["StatusCode"]
+        ms = (time.monotonic() - started) * 1000
+        out, err = c.get_logs()
+    return _Run(int(status), out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), ms)
+
+
+def _run_server(image: str, spec: AppSpec, **kwargs: Any) -> _Run:
+    assert spec.port is not None
+    if http.port_in_use(spec.port):
+        raise VerifyError(f"127.0.0.1:{spec.port} is busy before the server started",
+                          "stop whatever listens there")
+    started = time.monotonic()
+    with _container(image, "host", **kwargs) as c:
+        wrapped = c.get_wrapped_container()
+
+        def alive() -> bool:
+            wrapped.reload()
+            return bool(wrapped.status in ("created", "running"))
+
+        ready = http.wait_for_port(spec.port, started + 60, alive)
+        ms = (time.monotonic() - started) * 1000
+        answers = tuple(http.send(p, spec.port) for p in spec.probes) if ready else ()
+        out, err = c.get_logs()
+    status = 0 if ready else 1
+    return _Run(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), ms,
+                answers)
+
+
+def _diff(expected: str, got: str) -> str:
+    lines = difflib.unified_diff(expected.splitlines(), got.splitlines(), "builder", "final",
+                                 lineterm="")
+    return "\n".join(list(lines)[:40])
+
+
+def _script_checks(builder: _Run, final: _Run) -> list[Check]:
+    stderr = f"\nfinal stderr:\n{final.stderr[-1500:]}" if final.stderr else ""
+    return [
+        Check("exit status", builder.status == final.status,
+              f"builder {builder.status}, final {final.status}{stderr}"),
+        Check("stdout", builder.stdout == final.stdout,
+              _diff(builder.stdout, final.stdout) + stderr),
+    ]
+
+
+def _server_checks(spec: AppSpec, builder: _Run, final: _Run) -> list[Check]:
+    checks = [Check("server ready", final.status == 0 and builder.status == 0,
+                    f"builder ready: {builder.status == 0}, final ready: {final.status == 0}"
+                    f"\nfinal stderr:\n{final.stderr[-1500:]}")]
+    for probe, b, f in zip(spec.probes, builder.answers, final.answers):
+        checks.append(Check(probe.label(), b.same_as(f) and not http.mismatch(probe, f),
+                            f"builder {b.status} {b.body[:200]!r}, final {f.status} "
+                            f"{f.body[:200]!r}"))
+    return checks
+
+
+def compare(image: str, builder: str, spec: AppSpec) -> Verdict:
+    """Run the builder (its venv python in /src) and the final image; compare."""
+    command = [BUILDER_PYTHON, *spec.entry, *spec.checked_args]
+    as_builder = {"entrypoint": command[:1], "command": command[1:],
+                  "working_dir": BUILDER_WORKDIR}
+    if spec.kind == "server":
+        b = _run_server(builder, spec, **as_builder)
+        f = _run_server(image, spec)
+        checks = _server_checks(spec, b, f)
+    else:
+        b = _run_script(builder, **as_builder)
+        f = _run_script(image)
+        checks = _script_checks(b, f)
+    return Verdict(tuple(checks), b.ms, f.ms)
+
+
+def check_or_raise(image: str, builder: str, spec: AppSpec,
+                   report: Callable[[str], None]) -> Verdict:
+    verdict = compare(image, builder, spec)
+    for check in verdict.checks:
+        report(f"{'pass' if check.ok else 'FAIL'}: {check.name}")
+    failed = [c for c in verdict.checks if not c.ok]
+    if failed:
+        details = "\n".join(f"{c.name}: {c.detail}" for c in failed)
+        raise VerifyError(f"the image does not behave like its builder\n{details}",
+                          "the farm misses something the app needs; see the details above")
+    return verdict
