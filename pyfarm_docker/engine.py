@@ -14,6 +14,7 @@ import docker.errors
 from .errors import BuildError, DockerError, UsageError
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # docker/distribution's reference grammar, without digests.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REFERENCE = re.compile(
@@ -98,7 +99,9 @@ class StepTracker:
         self.log: list[str] = []
 
     def feed(self, text: str) -> None:
-        for line in text.splitlines():
+        for line in _ANSI.sub("", text).splitlines():
+            if not line.strip():
+                continue
             self.log.append(line)
             if self.on_line is not None:
                 self.on_line(line)

@@ -25,7 +25,9 @@ networks:  files
 protocols: files
 services:  files
 """
-_COPIED_AS_IS = ("/etc/services", "/etc/protocols", "/etc/ssl/openssl.cnf")
+# host.conf says "multi on": without it /etc/hosts answers only its first match.
+_COPIED_AS_IS = ("/etc/services", "/etc/protocols", "/etc/host.conf", "/etc/gai.conf",
+                 "/etc/ssl/openssl.cnf")
 _NEVER_DATA = ("/tmp/", "/var/tmp/", "/run/", "/proc/", "/sys/", "/dev/", "/etc/ld.so.cache",
                "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/pip.conf",
                "/root/.cache/", "/root/.config/pip/", "/etc/xdg/pip/")

@@ -118,12 +118,23 @@ def fix_times(root: Path, epoch: int) -> None:
         os.utime(path, (epoch, epoch), follow_symlinks=False)
 
 
+def _write_layer_lists(staging: Path, prefix: PurePosixPath, listing: dict[str, list[str]]
+                       ) -> None:
+    """Each layer lists its own paths: handy to read, and it keeps every layer non-empty
+    (the legacy builder fails to export two identical empty COPY layers)."""
+    for n, name in enumerate(LAYERS, start=1):
+        target = staging / f"{n}-{name}" / prefix / ".pyfarm" / f"layer-{n}-{name}.txt"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(f"{p}\n" for p in listing[name]))
+
+
 def split_layers(root: Path, doc: dict[str, Any], plan: Plan) -> None:
     """Move each path into ``root/<n>-<layer>/`` so the Dockerfile copies one layer each."""
     layer_of = {e.dest: e.layer for e in plan.entries}
     layer_of.update({PurePosixPath(f["path"][1:]): f["layer"] for f in doc["files"]})
     layer_of[plan.prefix.relative_to("/") / MANIFEST] = "app"
     staging = root.parent / (root.name + ".layers")
+    listing: dict[str, list[str]] = {name: [] for name in LAYERS}
     for rel, layer in sorted(layer_of.items(), key=lambda kv: str(kv[0])):
         source = root / rel
         if source.is_dir() and not source.is_symlink():
@@ -131,6 +142,8 @@ def split_layers(root: Path, doc: dict[str, Any], plan: Plan) -> None:
         dest = staging / f"{LAYERS.index(layer) + 1}-{layer}" / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.rename(source, dest)
+        listing[layer].append("/" + str(rel))
+    _write_layer_lists(staging, plan.prefix.relative_to("/"), listing)
     for entry in plan.entries:
         if entry.kind == "dir":
             _write(entry, staging / f"{LAYERS.index(entry.layer) + 1}-{entry.layer}" / entry.dest)
