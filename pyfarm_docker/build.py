@@ -36,6 +36,7 @@ class BuildResult:
     builder_tag: str | None
     builder_bytes: int | None
     seconds: float
+    verdict: Any = None  # verify.Verdict with --verify
 
 
 def builder_reference(tag: str) -> str:
@@ -75,29 +76,29 @@ def run_build(options: BuildOptions, report: Report, log: Report | None = None) 
         ctx = Path(tmp)
         context.copy_project(options.project, ctx)
         path = context.write_helpers(ctx, dockerfile, base.python, base.glibc, wheels)
-        image_id, builder = _build_images(client, ctx, str(path.relative_to(ctx)), options,
-                                          report, log)
+        image_id, builder, verdict = _build_images(client, ctx, str(path.relative_to(ctx)),
+                                                   options, report, log)
     engine.tag(client, image_id, options.tag)
     return BuildResult(
         image_id, options.tag, engine.image_size(client, image_id),
         builder, engine.image_size(client, builder) if builder else None,
-        time.monotonic() - started,
+        time.monotonic() - started, verdict,
     )
 
 
 def _build_images(client: Any, ctx: Path, dockerfile: str, options: BuildOptions,
-                  report: Report, log: Report | None) -> tuple[str, str | None]:
+                  report: Report, log: Report | None) -> tuple[str, str | None, Any]:
     """Build (and verify); nothing is tagged until everything passed."""
     tracker = engine.StepTracker(report, log)
     image_id = engine.build(client, ctx, dockerfile, tracker, network=options.network)
     if not options.verify:
-        return image_id, None
+        return image_id, None, None
     builder_id = engine.build(client, ctx, dockerfile, engine.StepTracker(lambda _: None, log),
                               target="builder", network=options.network)
     from . import verify
 
     report("verifying the image against its builder")
-    verify.check_or_raise(image_id, builder_id, options.dockerfile.spec, report)
+    verdict = verify.check_or_raise(image_id, builder_id, options.dockerfile.spec, report)
     builder = builder_reference(options.tag)
     engine.tag(client, builder_id, builder)
-    return image_id, builder
+    return image_id, builder, verdict

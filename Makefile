@@ -1,0 +1,57 @@
+# pyfarm-docker: `make demo` and `make test` work on a fresh Debian machine as root.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BASE   ?= local/python:3.11-bookworm
+BASES  := local/python:3.11-bookworm local/python:3.12-slim local/python:3.13-trixie
+CORPUS ?= ../shared/corpus
+
+.PHONY: venv docker demo test lint unit host docker-tests corpus bench example clean
+
+venv: $(BIN)/.installed
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# Docker daemon (installed and started when missing) and the local base images.
+docker:
+	scripts/docker-up
+	scripts/make-base-image $(BASES)
+
+demo: venv docker
+	$(BIN)/pyfarm-docker build examples/hello/app.py -t pyfarm-demo --base $(BASE) --verify
+	@docker image ls pyfarm-demo --format 'pyfarm-demo: {{.Size}} (builder: {{.Repository}}:latest-builder)'
+	@docker image ls pyfarm-demo:latest-builder --format 'builder: {{.Size}}'
+	docker run --rm --network none pyfarm-demo
+
+lint: venv
+	$(BIN)/ruff check pyfarm_docker tests bench scripts/*.py
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+host: venv
+	$(BIN)/pytest tests/host
+
+docker-tests: venv docker
+	$(BIN)/pytest -m docker tests/docker
+
+corpus: venv docker
+	$(BIN)/python scripts/check-corpus $(CORPUS)/*
+
+test: venv docker lint
+	$(BIN)/pytest tests
+	$(BIN)/python scripts/check-corpus $(CORPUS)/*
+
+bench: venv docker
+	$(BIN)/python bench/run.py
+
+# Dockerfile.example is generated from examples/hello; a test fails when it is stale.
+example: venv
+	$(BIN)/python -m tests.support.example > Dockerfile.example
+
+clean:
+	rm -rf $(VENV) .cache
