@@ -3,43 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-docker = pytest.importorskip("docker")
+from tests.docker.conftest import IMAGES, SCRIPT
 
 pytestmark = pytest.mark.docker
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make-base-image"
-
-# image -> (sys.version_info[:2], sys.prefix)
-IMAGES = {
-    "local/python:3.11-bookworm": ((3, 11), "/usr"),
-    "local/python:3.13-trixie": ((3, 13), "/usr"),
-    "local/python:3.12-slim": ((3, 12), "/usr/local"),
-}
-
-
-@pytest.fixture(scope="session")
-def client() -> Any:
-    try:
-        c = docker.from_env()
-        c.ping()
-    except Exception as exc:  # docker.errors.DockerException and connection errors
-        pytest.skip(f"no Docker daemon ({exc}); run scripts/docker-up")
-    return c
-
-
-@pytest.fixture(scope="session")
-def base_images(client: Any) -> list[str]:
-    names = list(IMAGES)
-    proc = subprocess.run(
-        [str(SCRIPT), *names], capture_output=True, text=True, timeout=1800, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return names
 
 
 def _run(client: Any, image: str, script: str) -> str:

@@ -35,7 +35,7 @@ def test_torn_last_line_is_ignored() -> None:
 def test_shim_is_invisible_to_the_app(tmp_path: Path) -> None:
     code = ("import sys, json; print(json.dumps([p for p in sys.path if 'shim' in p]));"
             "print('sitecustomize' in sys.modules)")
-    done, log = _run_with_shim(tmp_path, code)
+    done, _ = _run_with_shim(tmp_path, code)
     assert done.returncode == 0
     assert done.stdout.splitlines()[0] == "[]"
     assert done.stderr == ""
