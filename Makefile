@@ -27,8 +27,9 @@ demo: venv docker
 	docker run --rm --network none pyfarm-demo
 
 lint: venv
-	$(BIN)/ruff check pyfarm_docker tests bench scripts/*.py
+	$(BIN)/ruff check pyfarm_docker tests scripts/check-corpus
 	$(BIN)/mypy
+	$(BIN)/mypy scripts/check-corpus
 
 unit: venv
 	$(BIN)/pytest tests/unit
@@ -51,7 +52,7 @@ bench: venv docker
 
 # Dockerfile.example is generated from examples/hello; a test fails when it is stale.
 example: venv
-	$(BIN)/python -m tests.support.example > Dockerfile.example
+	$(BIN)/pyfarm-docker generate examples/hello/app.py --dockerfile-only > Dockerfile.example
 
 clean:
 	rm -rf $(VENV) .cache

@@ -77,8 +77,12 @@ def _flags(args: argparse.Namespace) -> Any:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from . import config, context
+    from .dockerfile import render
 
     project, options = config.resolve(_flags(args))
+    if args.dockerfile_only:
+        print(render(context.project_options(project, options)), end="")
+        return 0
     helpers = (args.output or project / ".pyfarm").resolve()
     if project not in helpers.parents:
         raise UsageError(f"{helpers} is outside the project {project}",
@@ -168,6 +172,8 @@ def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--python", default="3.12",
                    help="Python version of the base image, for the tool's wheels")
     p.add_argument("--force", action="store_true", help="replace a non-empty output dir")
+    p.add_argument("--dockerfile-only", action="store_true",
+                   help="print the Dockerfile to stdout and write nothing")
     p.set_defaults(handler=cmd_generate)
 
 

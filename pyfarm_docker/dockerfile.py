@@ -51,6 +51,8 @@ def _trace_flags(spec: AppSpec) -> list[str]:
         flags += ["--port", str(spec.port)]
     for probe in spec.probes:
         spec_text = probe.label()
+        if probe.expect_status is not None:
+            spec_text += f" {probe.expect_status}"
         if probe.body_json is not None:
             spec_text += " " + json.dumps(probe.body_json, separators=(",", ":"))
         flags += ["--probe", shlex.quote(spec_text)]

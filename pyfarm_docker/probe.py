@@ -26,17 +26,24 @@ class Probe:
 
     @classmethod
     def parse(cls, spec: str) -> Probe:
-        """``'GET /health'`` or ``'POST /sum {"numbers": [1]}'`` (a JSON body)."""
+        """``'GET /health'``, ``'GET /missing 404'`` or ``'POST /sum 200 {"numbers": [1]}'``:
+        method, path, optional expected status, optional JSON body."""
         parts = spec.strip().split(None, 2)
         if len(parts) < 2 or not parts[1].startswith("/"):
-            raise UsageError(f"bad probe {spec!r}", "write it as 'METHOD /path [JSON body]'")
+            raise UsageError(f"bad probe {spec!r}",
+                             "write it as 'METHOD /path [STATUS] [JSON body]'")
+        rest = parts[2] if len(parts) == 3 else ""
+        status = None
+        if rest.split(None, 1)[:1] and rest.split(None, 1)[0].isdigit():
+            status, rest = int(rest.split(None, 1)[0]), rest.split(None, 1)[1:]
+            rest = rest[0] if rest else ""
         body = None
-        if len(parts) == 3:
+        if rest:
             try:
-                body = json.loads(parts[2])
+                body = json.loads(rest)
             except ValueError as exc:
                 raise UsageError(f"probe {spec!r} has a body that is not JSON: {exc}") from exc
-        return cls(parts[0].upper(), parts[1], body)
+        return cls(parts[0].upper(), parts[1], body, status)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Probe:
@@ -102,6 +109,9 @@ def mismatch(probe: Probe, answer: Answer) -> str:
     """Why ``answer`` does not meet the probe's expectations ('' when it does)."""
     if probe.expect_status is not None and answer.status != probe.expect_status:
         return f"{probe.label()}: status {answer.status}, expected {probe.expect_status}"
+    if probe.expect_status is None and answer.status >= 400:
+        return (f"{probe.label()}: status {answer.status}, expected success "
+                f"(name the status in the probe if it is meant: '{probe.label()} 404')")
     if probe.expect_body is not None and answer.body != probe.expect_body:
         return f"{probe.label()}: body {answer.body[:200]!r}, expected {probe.expect_body!r}"
     if probe.expect_json is not None and answer.json() != probe.expect_json:

@@ -13,6 +13,13 @@ from pyfarm_docker.probe import Answer, Probe, mismatch
 def test_probe_parse_with_json_body() -> None:
     probe = Probe.parse('post /sum {"numbers": [1, 2]}')
     assert (probe.method, probe.path, probe.body_json) == ("POST", "/sum", {"numbers": [1, 2]})
+    assert probe.expect_status is None
+
+
+def test_probe_parse_with_status_and_body() -> None:
+    probe = Probe.parse('POST /sum 201 {"n": 1}')
+    assert (probe.expect_status, probe.body_json) == (201, {"n": 1})
+    assert Probe.parse("GET /gone 404").expect_status == 404
 
 
 @pytest.mark.parametrize("spec", ["GET", "GET health", "POST /x {not json"])

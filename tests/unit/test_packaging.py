@@ -1,0 +1,50 @@
+"""The wheel ships the templates; the committed Dockerfile.example is current."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pyfarm_docker import cli, selfwheel
+from tests.support.paths import REPO
+
+
+def test_built_wheel_contains_templates(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+                    str(tmp_path), str(REPO)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("pyfarm_docker-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    templates = {n for n in names if n.startswith("pyfarm_docker/templates/")}
+    assert {"pyfarm_docker/templates/Dockerfile.j2", "pyfarm_docker/templates/final.j2"} <= templates
+    assert "pyfarm_docker/_shim/sitecustomize.py" in names
+
+
+def test_top_level_templates_is_the_package_dir() -> None:
+    assert (REPO / "templates").resolve() == (REPO / "pyfarm_docker" / "templates").resolve()
+
+
+def test_builder_wheel_installs_and_runs(tmp_path: Path) -> None:
+    wheel = selfwheel.build(tmp_path / "wheels")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "pyfarm_docker/templates/Dockerfile.j2" in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", str(wheel)], check=True)
+    done = subprocess.run([str(venv / "bin/pyfarm-docker"), "--version"], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.startswith("pyfarm-docker ")
+
+
+def test_builder_wheel_is_reproducible(tmp_path: Path) -> None:
+    first = selfwheel.build(tmp_path / "a").read_bytes()
+    assert selfwheel.build(tmp_path / "b").read_bytes() == first
+
+
+def test_dockerfile_example_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["generate", str(REPO / "examples/hello/app.py"), "--dockerfile-only"]) == 0
+    assert capsys.readouterr().out == (REPO / "Dockerfile.example").read_text(), (
+        "Dockerfile.example is stale: run `make example`")
