@@ -19,7 +19,8 @@ def test_built_wheel_contains_templates(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("pyfarm_docker-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     templates = {n for n in names if n.startswith("pyfarm_docker/templates/")}
-    assert {"pyfarm_docker/templates/Dockerfile.j2", "pyfarm_docker/templates/final.j2"} <= templates
+    expected = {"pyfarm_docker/templates/Dockerfile.j2", "pyfarm_docker/templates/final.j2"}
+    assert expected <= templates
     assert "pyfarm_docker/_shim/sitecustomize.py" in names
 
 
