@@ -34,9 +34,9 @@ class Probe:
                              "write it as 'METHOD /path [STATUS] [JSON body]'")
         rest = parts[2] if len(parts) == 3 else ""
         status = None
-        if rest.split(None, 1)[:1] and rest.split(None, 1)[0].isdigit():
-            status, rest = int(rest.split(None, 1)[0]), rest.split(None, 1)[1:]
-            rest = rest[0] if rest else ""
+        first, _, tail = rest.partition(" ")
+        if first.isdigit():
+            status, rest = int(first), tail.strip()
         body = None
         if rest:
             try:
