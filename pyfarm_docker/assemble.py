@@ -22,6 +22,7 @@ class AssembleOptions:
     output: Path
     prefix: PurePosixPath = DEFAULT_PREFIX
     strict: bool = False
+    prune: bool = False
     force: bool = False
     layers: bool = False
     epoch: int = 0
@@ -45,7 +46,7 @@ def make_plan(trace: dict[str, Any], options: AssembleOptions) -> plan.Plan:
         raise UsageError(f"--prefix must be an absolute directory, not {options.prefix}")
     p = plan.Planner(options.prefix)
     python = plan.add_interpreter(p, trace["interpreter"])
-    sites = plan.add_site_dirs(p, trace)
+    sites = plan.add_site_dirs(p, trace, options.prune)
     plan.add_app(p, trace)
     _add_site_hook(p, trace["interpreter"], sites)
     nf = native.plan_native(p, trace, ldso.Resolver(), python)

@@ -34,7 +34,7 @@ class BuildResult:
     tag: str
     final_bytes: int
     builder_tag: str | None
-    builder_bytes: int | None
+    builder_bytes: int
     seconds: float
     verdict: Any = None  # verify.Verdict with --verify
 
@@ -76,29 +76,30 @@ def run_build(options: BuildOptions, report: Report, log: Report | None = None) 
         ctx = Path(tmp)
         context.copy_project(options.project, ctx)
         path = context.write_helpers(ctx, dockerfile, base.python, base.glibc, wheels)
-        image_id, builder, verdict = _build_images(client, ctx, str(path.relative_to(ctx)),
-                                                   options, report, log)
+        image_id, builder_id, verdict = _build_images(
+            client, ctx, str(path.relative_to(ctx)), options, report, log)
     engine.tag(client, image_id, options.tag)
+    builder = builder_reference(options.tag) if options.verify else None
+    if builder:
+        engine.tag(client, builder_id, builder)
     return BuildResult(
-        image_id, options.tag, engine.image_size(client, image_id),
-        builder, engine.image_size(client, builder) if builder else None,
-        time.monotonic() - started, verdict,
+        image_id, options.tag, engine.image_size(client, image_id), builder,
+        engine.image_size(client, builder_id), time.monotonic() - started, verdict,
     )
 
 
 def _build_images(client: Any, ctx: Path, dockerfile: str, options: BuildOptions,
-                  report: Report, log: Report | None) -> tuple[str, str | None, Any]:
-    """Build (and verify); nothing is tagged until everything passed."""
+                  report: Report, log: Report | None) -> tuple[str, str, Any]:
+    """Build the image and its builder stage (all cached by then), verify if asked.
+    Nothing is tagged here: the caller tags once everything passed."""
     tracker = engine.StepTracker(report, log)
     image_id = engine.build(client, ctx, dockerfile, tracker, network=options.network)
-    if not options.verify:
-        return image_id, None, None
     builder_id = engine.build(client, ctx, dockerfile, engine.StepTracker(lambda _: None, log),
                               target="builder", network=options.network)
+    if not options.verify:
+        return image_id, builder_id, None
     from . import verify
 
     report("verifying the image against its builder")
     verdict = verify.check_or_raise(image_id, builder_id, options.dockerfile.spec, report)
-    builder = builder_reference(options.tag)
-    engine.tag(client, builder_id, builder)
-    return image_id, builder, verdict
+    return image_id, builder_id, verdict

@@ -48,7 +48,8 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     from .assemble import AssembleOptions, assemble, load_trace, make_plan
 
     options = AssembleOptions(trace=args.trace, output=args.output, prefix=args.prefix,
-                              strict=args.strict, force=args.force, layers=args.layers,
+                              strict=args.strict, prune=args.prune, force=args.force,
+                              layers=args.layers,
                               epoch=_epoch())
     if args.dry_run:
         plan = make_plan(load_trace(args.trace), options)
@@ -72,7 +73,7 @@ def _flags(args: argparse.Namespace) -> Any:
     return Flags(path=args.path, module=args.module,
                  args=tuple(args.arg) if args.arg is not None else None,
                  port=args.port, probes=tuple(args.probe), base=args.base, final=args.final,
-                 prefix=args.prefix)
+                 prefix=args.prefix, prune=args.prune)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -113,9 +114,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     _say(f"built {result.tag} ({result.image_id[7:19]}) in {result.seconds:.0f}s: "
          f"{result.final_bytes / 1e6:.1f} MB")
-    if result.builder_tag and result.builder_bytes:
-        _say(f"builder {result.builder_tag}: {result.builder_bytes / 1e6:.1f} MB "
-             f"(final is {result.final_bytes / result.builder_bytes:.0%} of it)")
+    builder = f" ({result.builder_tag})" if result.builder_tag else ""
+    _say(f"builder stage{builder}: {result.builder_bytes / 1e6:.1f} MB; the image is "
+         f"{result.final_bytes / result.builder_bytes:.0%} of it")
     return 0
 
 
@@ -145,6 +146,8 @@ def _add_app_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", help="where the farm lives in the image (default /app)")
     p.add_argument("--wheelhouse", type=Path,
                    help="directory of wheels: the builder installs offline from it")
+    p.add_argument("--prune", action="store_true",
+                   help="leave out the .py files of used distributions the run never read")
 
 
 def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -211,6 +214,8 @@ def _add_assemble(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--prefix", type=PurePosixPath, default=PurePosixPath("/app"),
                    help="where the farm lives in the image (default /app)")
     p.add_argument("--strict", action="store_true", help="soname conflicts are errors")
+    p.add_argument("--prune", action="store_true",
+                   help="leave out the .py files of used distributions that the run never read")
     p.add_argument("--force", action="store_true", help="replace a non-empty output dir")
     p.add_argument("--layers", action="store_true",
                    help="split the output into one directory per image layer")

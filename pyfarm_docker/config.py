@@ -14,7 +14,7 @@ from .dockerfile import DEFAULT_BASE, DEFAULT_FINAL, DockerfileOptions
 from .errors import UsageError
 from .probe import Probe
 
-IMAGE_KEYS = frozenset({"base", "final", "prefix"})
+IMAGE_KEYS = frozenset({"base", "final", "prefix", "prune"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Flags:
     base: str | None = None
     final: str | None = None
     prefix: str | None = None
+    prune: bool = False
 
 
 def _read_pyproject(project: Path) -> dict[str, Any]:
@@ -64,8 +65,9 @@ def _split_path(flags: Flags) -> tuple[Path, tuple[str, ...] | None]:
 
 def _check_types(section: dict[str, Any], where: str) -> None:
     for key in IMAGE_KEYS & section.keys():
-        if not isinstance(section[key], str):
-            raise UsageError(f"{where}: {key} must be a string")
+        wanted = bool if key == "prune" else str
+        if not isinstance(section[key], wanted):
+            raise UsageError(f"{where}: {key} must be a {wanted.__name__}")
 
 
 def resolve(flags: Flags, title: str | None = None) -> tuple[Path, DockerfileOptions]:
@@ -85,6 +87,7 @@ def resolve(flags: Flags, title: str | None = None) -> tuple[Path, DockerfileOpt
         base=flags.base or section.get("base", DEFAULT_BASE),
         final=flags.final or section.get("final", DEFAULT_FINAL),
         prefix=prefix,
+        prune=flags.prune or bool(section.get("prune", False)),
     )
     return project, options
 

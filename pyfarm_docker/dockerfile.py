@@ -32,6 +32,7 @@ class DockerfileOptions:
     requirements: str | None = None
     install_project: bool = False
     wheelhouse: bool = False
+    prune: bool = False
 
 
 def _environment() -> jinja2.Environment:
@@ -89,6 +90,7 @@ def render(options: DockerfileOptions) -> str:
         requirements=options.requirements,
         install_project=options.install_project,
         wheelhouse=options.wheelhouse,
+        prune=options.prune,
         trace_flags=_trace_flags(spec),
         app_python=APP_PYTHON,
         traced_command=" ".join(shlex.quote(a) for a in (*spec.entry, *spec.traced_args)),

@@ -124,17 +124,33 @@ def add_interpreter(p: Planner, interp: dict[str, Any]) -> PurePosixPath:
     return python
 
 
-def add_site_dirs(p: Planner, trace: dict[str, Any]) -> list[PurePosixPath]:
-    """site-packages/pN for each site dir, with every used distribution copied whole."""
+def touched_sources(trace: dict[str, Any]) -> set[str]:
+    """.py files the run read, directly or through their cached .pyc."""
+    touched = {m["file"] for m in trace["modules"].values()}
+    for path in trace["files_opened"]:
+        parent = os.path.dirname(path)
+        if path.endswith(".pyc") and os.path.basename(parent) == "__pycache__":
+            touched.add(os.path.join(os.path.dirname(parent),
+                                     os.path.basename(path).split(".")[0] + ".py"))
+        else:
+            touched.add(path)
+    return touched
+
+
+def add_site_dirs(p: Planner, trace: dict[str, Any], prune: bool = False
+                  ) -> list[PurePosixPath]:
+    """site-packages/pN for each site dir, with every used distribution copied whole (with
+    ``prune``, less the .py files the run never read)."""
     sites = [e["path"] for e in trace["sys_path"] if e["kind"] == "site"]
     dists = [Distribution.from_json(d) for d in trace["distributions"]]
+    keep = touched_sources(trace) if prune else None
     dests = []
     for n, site in enumerate(sites, start=1):
         dest = p.under("site-packages", f"p{n}")
         dests.append(dest)
         p.directory(dest, "runtime")
         for dist in (d for d in dists if d.site_dir == site):
-            _add_distribution(p, dist, dest)
+            _add_distribution(p, dist, dest, keep)
         for unowned in trace["unowned"]:
             if os.path.dirname(unowned) == site:
                 _add_unowned(p, Path(unowned), dest)
@@ -152,12 +168,15 @@ def _size(path: str) -> int:
         return 0
 
 
-def _add_distribution(p: Planner, dist: Distribution, dest: PurePosixPath) -> None:
+def _add_distribution(p: Planner, dist: Distribution, dest: PurePosixPath,
+                      keep: set[str] | None) -> None:
     layer = "big" if _dist_bytes(dist) >= BIG_DIST_BYTES else "packages"
     origin = f"dist:{dist.name}"
     for rel in dist.files:
         source = os.path.join(dist.site_dir, rel)
         if "__pycache__" in PurePosixPath(rel).parts:
+            continue
+        if keep is not None and rel.endswith(".py") and source not in keep:
             continue
         if os.path.isfile(source):
             p.file(dest / rel, source, layer, origin)

@@ -260,6 +260,7 @@ def merge(options: TraceOptions, interp: dict[str, Any], records: dict[int, Proc
         "files_opened": sorted(set().union(*(r.opened for r in records.values()))),
         "mapped": sorted(set().union(*(r.mapped for r in records.values()))),
         "dlopen": sorted(set().union(*(r.dlopen for r in records.values())) - {""}),
+        "files_implied": _implied_files(interp, modules),
         "distributions": [d.to_json() for d in dists],
         "unowned": _unowned(entries, used, dists),
         "processes": [
@@ -268,6 +269,15 @@ def merge(options: TraceOptions, interp: dict[str, Any], records: dict[int, Proc
             for r in sorted(records.values(), key=lambda r: r.pid)
         ],
     }
+
+
+def _implied_files(interp: dict[str, Any], modules: dict[str, Any]) -> list[dict[str, str]]:
+    """Files C code opens where the audit hook cannot see: OpenSSL's CA bundle."""
+    implied = []
+    cafile = interp.get("ssl_cafile_resolved") or interp.get("ssl_cafile")
+    if "_ssl" in modules and cafile and os.path.isfile(cafile):
+        implied.append({"path": cafile, "reason": "OpenSSL's default CA bundle (_ssl loaded)"})
+    return implied
 
 
 def _site_dirs(entries: list[dict[str, str]]) -> list[str]:

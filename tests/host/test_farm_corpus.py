@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,22 @@ def test_manifest_describes_every_file(farmed: tuple[Path, Path, Path, dict[str,
     harness = {"/etc/hosts"}  # the empty-root runner's mount point, as Docker's
     assert on_disk - listed - harness == {"/app/.pyfarm/manifest.json"}
     assert {f["layer"] for f in manifest["files"]} <= {"runtime", "big", "packages", "app"}
+
+
+def test_pruned_farm_is_smaller_and_behaves_the_same(tmp_path: Path) -> None:
+    (case,) = [c for c in CASES if c.name == "pandas_frame"]
+    app = corpusrun.copy_app(case, tmp_path / "src")
+    python = str(case_venv(case / "requirements.txt") / "bin" / "python")
+    run_trace(TraceOptions((python, "app.py"), tmp_path / "trace.json", cwd=app))
+    full = assemble(AssembleOptions(tmp_path / "trace.json", tmp_path / "full"))
+    pruned = assemble(AssembleOptions(tmp_path / "trace.json", tmp_path / "pruned", prune=True))
+
+    def py_files(doc: dict[str, Any]) -> int:
+        return sum(1 for f in doc["files"] if f["path"].endswith(".py") and "/site-packages/"
+                   in f["path"])
+
+    assert py_files(pruned) < py_files(full) / 2
+    expected = corpusrun.run_script([python, "app.py"], app)
+    got = corpusrun.run_script(emptyroot.command(tmp_path / "pruned", _farm_argv(
+        ("app.py",), ()), "/app/app", corpusrun.farm_env(tmp_path / "pruned")), app)
+    assert (got.status, got.stdout) == (expected.status, expected.stdout), got.stderr[-2000:]

@@ -51,7 +51,8 @@ def test_invalid_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 @pytest.mark.parametrize("toml, words", [
     ('port = "80"', "port must be a int"),
     ('colour = "red"', "unknown key 'colour'"),
-    ("base = 3", "base must be a string"),
+    ("base = 3", "base must be a str"),
+    ('prune = "yes"', "prune must be a bool"),
 ])
 def test_invalid_pyproject_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                   toml: str, words: str) -> None:

@@ -1,0 +1,43 @@
+"""Child processes are traced too: spawn and forkserver pools, fork, subprocess."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyfarm_docker.trace import TraceOptions, run_trace
+
+APP = """import multiprocessing, os, subprocess, sys
+
+def work(x):
+    import decimal, ctypes          # only ever imported in the children
+    ctypes.CDLL("libz.so.1")
+    return str(decimal.Decimal(x) / 4)
+
+if __name__ == "__main__":
+    with multiprocessing.get_context(sys.argv[1]).Pool(2) as pool:
+        print(pool.map(work, [1, 2]))
+    pid = os.fork()
+    if pid == 0:
+        import fractions
+        os._exit(0)
+    os.waitpid(pid, 0)
+    subprocess.run([sys.executable, "-c", "import colorsys"], check=True)
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_child_only_modules_and_libraries_are_recorded(tmp_path: Path, method: str) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(APP)
+    trace = run_trace(TraceOptions((sys.executable, str(app), method), tmp_path / "t.json",
+                                   cwd=tmp_path))
+    assert trace == json.loads((tmp_path / "t.json").read_text())
+    assert {"decimal", "fractions", "colorsys"} <= set(trace["imports"])
+    assert "libz.so.1" in trace["dlopen"]
+    assert any("_decimal" in m for m in trace["mapped"])
+    assert len(trace["processes"]) >= 4
+    assert trace["sys_path"][0] == {"path": str(tmp_path), "kind": "app"}
