@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import essentials, farm, ldso, native, patch, plan
+from . import essentials, farm, ldso, native, patch, plan, sbom
 from .errors import AssembleError, UsageError
 from .plan import DEFAULT_PREFIX
 from .trace import SCHEMA_VERSION
@@ -51,6 +51,7 @@ def make_plan(trace: dict[str, Any], options: AssembleOptions) -> plan.Plan:
     _add_site_hook(p, trace["interpreter"], sites)
     nf = native.plan_native(p, trace, ldso.Resolver(), python)
     env = essentials.add_essentials(p, trace, nf.interpreter)
+    _add_sbom(p, trace, options.epoch)
     env.append(("PATH", f"{options.prefix}/python/bin:/usr/bin:/bin"))
     if nf.conflicts and options.strict:
         names = ", ".join(c["soname"] for c in nf.conflicts)
@@ -66,6 +67,18 @@ def _add_site_hook(p: plan.Planner, interp: dict[str, Any], sites: list[PurePosi
     p.entries.pop(dest, None)
     p.text(dest, plan.site_hook(sites, original if original.exists() else None),
            "runtime", "essential")
+
+
+def _add_sbom(p: plan.Planner, trace: dict[str, Any], epoch: int) -> None:
+    """SPDX document in the farm, dpkg status.d entries where scanners look for them."""
+    stdlib_marker = [str(Path(trace["interpreter"]["stdlib"], "os.py"))]
+    debian = sbom.debian_packages(sbom.native_sources(p.entries.values()) + stdlib_marker)
+    document = sbom.spdx(PurePosixPath(trace["app_dir"]).name or "app",
+                         sbom.python_packages(trace["distributions"]), debian, epoch)
+    p.text(p.under(".pyfarm", sbom.SPDX_PATH), json.dumps(document, indent=1) + "\n",
+           "app", "essential")
+    for name, stanza in debian.items():
+        p.text(PurePosixPath(sbom.STATUS_DIR, name), stanza, "runtime", "essential")
 
 
 def _prepare_output(options: AssembleOptions) -> Path:

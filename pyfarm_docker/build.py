@@ -26,6 +26,8 @@ class BuildOptions:
     wheelhouse: Path | None = None
     download: bool = True
     verify: bool = False
+    no_cache: bool = False
+    source_date_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,12 @@ def _build_images(client: Any, ctx: Path, dockerfile: str, options: BuildOptions
                   report: Report, log: Report | None) -> tuple[str, str, Any]:
     """Build the image and its builder stage (all cached by then), verify if asked.
     Nothing is tagged here: the caller tags once everything passed."""
+    args = {"SOURCE_DATE_EPOCH": str(options.source_date_epoch)}
     tracker = engine.StepTracker(report, log)
-    image_id = engine.build(client, ctx, dockerfile, tracker, network=options.network)
+    image_id = engine.build(client, ctx, dockerfile, tracker, network=options.network,
+                            no_cache=options.no_cache, buildargs=args)
     builder_id = engine.build(client, ctx, dockerfile, engine.StepTracker(lambda _: None, log),
-                              target="builder", network=options.network)
+                              target="builder", network=options.network, buildargs=args)
     if not options.verify:
         return image_id, builder_id, None
     from . import verify

@@ -109,9 +109,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     result = run_build(
         BuildOptions(project=project, dockerfile=options, tag=args.tag, network=args.network,
                      wheelhouse=args.wheelhouse, download=not args.no_download,
-                     verify=args.verify),
+                     verify=args.verify, no_cache=args.no_cache, source_date_epoch=_epoch()),
         report=_say, log=_say if args.verbose else None,
     )
+    if args.sbom:
+        from . import engine
+
+        args.sbom.write_bytes(engine.read_file(engine.connect(), result.image_id,
+                                               f"{options.prefix}/.pyfarm/sbom.spdx.json"))
+        _say(f"SBOM (SPDX 2.3) -> {args.sbom}")
     _say(f"built {result.tag} ({result.image_id[7:19]}) in {result.seconds:.0f}s: "
          f"{result.final_bytes / 1e6:.1f} MB")
     builder = f" ({result.builder_tag})" if result.builder_tag else ""
@@ -159,6 +165,9 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--no-download", action="store_true",
                    help="let pip in the builder use its index instead of a host wheelhouse")
     p.add_argument("--network", help="network for build steps (passed to Docker)")
+    p.add_argument("--no-cache", action="store_true", help="do not use Docker's build cache")
+    p.add_argument("--sbom", type=Path, metavar="FILE",
+                   help="also write the image's SBOM (SPDX 2.3 JSON) to FILE")
     p.add_argument("--verify", action="store_true",
                    help="also build the builder stage and check the image behaves like it")
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole build log")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +72,19 @@ def require_image(client: Any, name: str, role: str) -> None:
 def probe_base(client: Any, image: str) -> BaseInfo:
     """Run the base image once (no network) to read its Python and glibc versions."""
     require_image(client, image, "base")
+    container = client.containers.create(image, ["python3", "-c", _PROBE_PY],
+                                         network_mode="none", entrypoint=[])
     try:
-        out = client.containers.run(image, ["python3", "-c", _PROBE_PY], network_mode="none",
-                                    remove=True, entrypoint=[])
-    except (docker.errors.ContainerError, docker.errors.APIError) as exc:
+        container.start()
+        status = container.wait(timeout=60)["StatusCode"]
+        out = container.logs(stderr=False)
+    except docker.errors.APIError:
+        status = -1
+    finally:
+        container.remove(force=True)  # run(remove=True) leaves it when the start fails
+    if status != 0:
         raise UsageError(f"base image {image!r} has no working python3",
-                         "use a Python base image (e.g. python:3.12-slim)") from exc
+                         "use a Python base image (e.g. python:3.12-slim)")
     version, libc, libc_version = out.decode().split()
     if libc != "glibc":
         raise UsageError(f"base image {image!r} uses {libc}, not glibc",
@@ -124,10 +133,12 @@ class StepTracker:
 
 
 def build(client: Any, context: Path, dockerfile: str, tracker: StepTracker,
-          target: str | None = None, network: str | None = None) -> str:
+          target: str | None = None, network: str | None = None, no_cache: bool = False,
+          buildargs: dict[str, str] | None = None) -> str:
     """Build with the legacy builder; returns the image id. Never tags."""
     kwargs: dict[str, Any] = {"path": str(context), "dockerfile": dockerfile, "rm": True,
-                              "forcerm": True, "decode": True, "pull": False}
+                              "forcerm": True, "decode": True, "pull": False,
+                              "nocache": no_cache, "buildargs": buildargs or {}}
     if target:
         kwargs["target"] = target
     if network:
@@ -153,3 +164,16 @@ def tag(client: Any, image_id: str, reference: str) -> None:
 
 def image_size(client: Any, image: str) -> int:
     return int(client.images.get(image).attrs["Size"])
+
+
+def read_file(client: Any, image: str, path: str) -> bytes:
+    """One file's bytes from an image, through a created (never started) container."""
+    container = client.containers.create(image)
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.extractfile(archive.getmembers()[0])
+            assert member is not None
+            return member.read()
+    finally:
+        container.remove(force=True)

@@ -108,3 +108,18 @@ def test_pruned_farm_is_smaller_and_behaves_the_same(tmp_path: Path) -> None:
     got = corpusrun.run_script(emptyroot.command(tmp_path / "pruned", _farm_argv(
         ("app.py",), ()), "/app/app", corpusrun.farm_env(tmp_path / "pruned")), app)
     assert (got.status, got.stdout) == (expected.status, expected.stdout), got.stderr[-2000:]
+
+
+def test_sbom_lists_what_the_farm_ships(farmed: tuple[Path, Path, Path, dict[str, object]]
+                                        ) -> None:
+    _, root, _, data = farmed
+    trace = data["trace"]
+    assert isinstance(trace, dict)
+    document = json.loads((root / "app/.pyfarm/sbom.spdx.json").read_text())
+    assert document["spdxVersion"] == "SPDX-2.3"
+    listed = {(p["name"], p["versionInfo"]) for p in document["packages"]}
+    assert {(d["name"], d["version"]) for d in trace["distributions"]} <= listed
+    status = root / "var/lib/dpkg/status.d/libc6"
+    assert "Package: libc6" in status.read_text()
+    assert ("libc6", next(line.split(": ")[1] for line in status.read_text().splitlines()
+                          if line.startswith("Version: "))) in listed

@@ -1,0 +1,127 @@
+"""Bad input to `build`: one ERROR line, its exit code, and nothing left behind (no tag,
+no container, no temporary context)."""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from pyfarm_docker import cli
+from pyfarm_docker.errors import BuildError, UsageError
+from tests.docker.test_corpus_images import DEBIAN
+
+pytestmark = pytest.mark.docker
+TAG = "pyfarm-test/should-not-exist:1"
+
+
+def _contexts() -> set[str]:
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "pyfarm-context-*")))
+
+
+@pytest.fixture
+def nothing_left(client: Any) -> Iterator[None]:
+    containers = {c.id for c in client.containers.list(all=True)}
+    contexts = _contexts()
+    yield
+    deadline = time.monotonic() + 60  # an interrupted build's step is removed by the daemon
+    while {c.id for c in client.containers.list(all=True)} != containers:
+        assert time.monotonic() < deadline, "a container was left behind"
+        time.sleep(1)
+    assert _contexts() == contexts
+    assert not client.images.list(name=TAG.split(":")[0])
+
+
+def _project(tmp_path: Path, app: str, requirements: str = "") -> Path:
+    (tmp_path / "app.py").write_text(app)
+    (tmp_path / "requirements.txt").write_text(requirements)
+    return tmp_path
+
+
+def _build(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli.main(["build", *argv, "-t", TAG])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_unknown_base_image(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            nothing_left: None) -> None:
+    code, err = _build([str(_project(tmp_path, "print(1)\n")), "--base", "nope/nope:1"], capsys)
+    assert code == UsageError.exit_code
+    assert "base image 'nope/nope:1' is not available locally" in err
+
+
+def test_base_image_without_python(tmp_path: Path, client: Any,
+                                   capsys: pytest.CaptureFixture[str], nothing_left: None) -> None:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        info = tarfile.TarInfo("etc/hostname")
+        archive.addfile(info, io.BytesIO(b""))
+    client.api.import_image_from_data(data.getvalue(), repository="pyfarm-test/nopython",
+                                      tag="1")
+    try:
+        code, err = _build([str(_project(tmp_path, "print(1)\n")), "--base",
+                            "pyfarm-test/nopython:1"], capsys)
+    finally:
+        client.images.remove("pyfarm-test/nopython:1", force=True)
+    assert code == UsageError.exit_code
+    assert "has no working python3" in err
+
+
+def test_malformed_requirements(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                nothing_left: None) -> None:
+    project = _project(tmp_path, "print(1)\n", "numpy>=>2\n")
+    code, err = _build([str(project), "--base", DEBIAN], capsys)
+    assert code == UsageError.exit_code
+    assert "numpy>=>2" in err or "Invalid requirement" in err
+
+
+def test_requirement_without_a_wheel_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             nothing_left: None) -> None:
+    project = _project(tmp_path, "print(1)\n", "pyfarm-docker-no-such-project-4711\n")
+    code, err = _build([str(project), "--base", DEBIAN], capsys)
+    assert code == UsageError.exit_code
+    assert "pyfarm-docker-no-such-project-4711" in err
+
+
+def test_app_that_crashes_in_the_builder(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         nothing_left: None) -> None:
+    project = _project(tmp_path, "raise SystemExit('no config found')\n")
+    code, err = _build([str(project), "--base", DEBIAN, "--network", "none"], capsys)
+    assert code == BuildError.exit_code
+    assert "build failed in stage builder" in err
+    assert "no config found" in err
+
+
+def test_unreadable_context(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            nothing_left: None) -> None:
+    project = _project(tmp_path, "print(1)\n")
+    (project / "data").symlink_to(tmp_path / "missing-target")
+    code, err = _build([str(project), "--base", DEBIAN], capsys)
+    assert code == UsageError.exit_code
+    assert "cannot read the project" in err
+
+
+def test_interrupted_build_leaves_nothing(tmp_path: Path, client: Any,
+                                          nothing_left: None) -> None:
+    project = _project(tmp_path, "import time\ntime.sleep(30)\nprint(1)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pyfarm_docker", "build", str(project),
+                             "--base", DEBIAN, "--network", "none", "-t", TAG],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "pyfarm-docker trace" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    assert "interrupted" in proc.stderr.read()

@@ -1,0 +1,71 @@
+"""The final image: locked-down runs, nothing from the builder, reproducible layers."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from typing import Any
+
+import pytest
+
+from pyfarm_docker.appspec import load_case
+from pyfarm_docker.build import BuildOptions, run_build
+from pyfarm_docker.dockerfile import DockerfileOptions
+from tests.docker.test_corpus_images import DEBIAN, build_case
+from tests.support.paths import corpus_cases
+
+pytestmark = pytest.mark.docker
+
+
+def _case(name: str) -> Any:
+    (case,) = [c for c in corpus_cases() if c.name == name]
+    return case
+
+
+def _paths(client: Any, image: str) -> list[str]:
+    container = client.containers.create(image)
+    try:
+        data = b"".join(container.export())
+    finally:
+        container.remove(force=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return archive.getnames()
+
+
+def test_runs_read_only_without_capabilities(client: Any, base_images: list[str]) -> None:
+    built = build_case(_case("stdlib_tour"), DEBIAN)
+    assert built.builder_tag is not None
+    kwargs = {"network_mode": "none", "remove": True}
+    normal = client.containers.run(built.builder_tag, ["/opt/venv/bin/python", "app.py"],
+                                   working_dir="/src", **kwargs)
+    locked = client.containers.run(built.tag, read_only=True, cap_drop=["ALL"],
+                                   tmpfs={"/tmp": "", "/dev/shm": ""},
+                                   security_opt=["no-new-privileges"], **kwargs)
+    assert locked == normal
+    assert client.images.get(built.tag).attrs["Config"]["User"] == "65532:65532"
+
+
+def test_nothing_from_the_builder_reaches_the_image(client: Any, base_images: list[str]) -> None:
+    built = build_case(_case("flask_server"), DEBIAN)
+    paths = _paths(client, built.tag)
+    forbidden = ("pyfarm/", "opt/venv", "root/.cache", "etc/pip.conf", "etc/xdg/pip",
+                 "wheelhouse", ".git/", "src/", "usr/bin/pip", "patchelf", "elftools")
+    leaks = [p for p in paths if any(word in p for word in forbidden)]
+    assert leaks == []
+    assert any(p.endswith("site-packages/p1/flask/app.py") for p in paths)
+
+
+def test_same_input_same_layers(client: Any, base_images: list[str]) -> None:
+    case = _case("module_entry")
+
+    def layers(tag: str) -> list[str]:
+        options = BuildOptions(project=case, tag=tag, network="none", no_cache=True,
+                               source_date_epoch=1700000000,
+                               dockerfile=DockerfileOptions(spec=load_case(case),
+                                                            title=case.name, base=DEBIAN))
+        result = run_build(options, report=lambda _: None)
+        return list(client.images.get(result.image_id).attrs["RootFS"]["Layers"])
+
+    first, second = layers("pyfarm-test/repro:a"), layers("pyfarm-test/repro:b")
+    assert len(first) == 4  # runtime, big, packages, app
+    assert first == second
