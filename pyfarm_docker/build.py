@@ -46,6 +46,11 @@ def builder_reference(tag: str) -> str:
     return f"{repo}:{name}-builder"
 
 
+def debug_reference(tag: str) -> str:
+    repo, name = engine.check_reference(tag)
+    return f"{repo}:{name}-debug"
+
+
 def app_wheels(options: BuildOptions, base: engine.BaseInfo, report: Report) -> list[Path] | None:
     """The app's wheelhouse: given, downloaded on the host, or None (pip uses its index)."""
     if options.wheelhouse is not None:
@@ -96,10 +101,14 @@ def _build_images(client: Any, ctx: Path, dockerfile: str, options: BuildOptions
     Nothing is tagged here: the caller tags once everything passed."""
     args = {"SOURCE_DATE_EPOCH": str(options.source_date_epoch)}
     tracker = engine.StepTracker(report, log)
-    image_id = engine.build(client, ctx, dockerfile, tracker, network=options.network,
-                            no_cache=options.no_cache, buildargs=args)
+    image_id = engine.build(client, ctx, dockerfile, tracker, target="final",
+                            network=options.network, no_cache=options.no_cache, buildargs=args)
     builder_id = engine.build(client, ctx, dockerfile, engine.StepTracker(lambda _: None, log),
                               target="builder", network=options.network, buildargs=args)
+    if options.dockerfile.debug:
+        debug_id = engine.build(client, ctx, dockerfile, engine.StepTracker(report, log),
+                                target="debug", network=options.network, buildargs=args)
+        engine.tag(client, debug_id, debug_reference(options.tag))
     if not options.verify:
         return image_id, builder_id, None
     from . import verify

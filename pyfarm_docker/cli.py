@@ -73,7 +73,7 @@ def _flags(args: argparse.Namespace) -> Any:
     return Flags(path=args.path, module=args.module,
                  args=tuple(args.arg) if args.arg is not None else None,
                  port=args.port, probes=tuple(args.probe), base=args.base, final=args.final,
-                 prefix=args.prefix, prune=args.prune)
+                 prefix=args.prefix, prune=args.prune, debug=args.debug)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -154,6 +154,8 @@ def _add_app_arguments(p: argparse.ArgumentParser) -> None:
                    help="directory of wheels: the builder installs offline from it")
     p.add_argument("--prune", action="store_true",
                    help="leave out the .py files of used distributions the run never read")
+    p.add_argument("--debug", action="store_true",
+                   help="also make IMAGE-debug: the image plus a busybox shell in its own layer")
 
 
 def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -30,6 +30,7 @@ class Flags:
     final: str | None = None
     prefix: str | None = None
     prune: bool = False
+    debug: bool = False
 
 
 def _read_pyproject(project: Path) -> dict[str, Any]:
@@ -88,6 +89,7 @@ def resolve(flags: Flags, title: str | None = None) -> tuple[Path, DockerfileOpt
         final=flags.final or section.get("final", DEFAULT_FINAL),
         prefix=prefix,
         prune=flags.prune or bool(section.get("prune", False)),
+        debug=flags.debug,
     )
     return project, options
 

@@ -4,6 +4,8 @@ wheelhouse and the rendered Dockerfile under the helpers directory."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from .errors import UsageError
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".mypy_cache",
                                   ".pytest_cache", ".ruff_cache", ".tox")
 TOOL_CACHE = Path.home() / ".cache" / "pyfarm-docker" / "tool-wheels"
+BUSYBOX_CACHE = Path.home() / ".cache" / "pyfarm-docker" / "busybox"
 
 
 def project_options(project: Path, options: DockerfileOptions) -> DockerfileOptions:
@@ -42,6 +45,24 @@ def tool_wheels(dest: Path, python: str, glibc: tuple[int, int]) -> None:
     selfwheel.build(dest)
 
 
+def busybox(dest: Path) -> None:
+    """A static busybox for the debug stage, from Debian's busybox-static, cached."""
+    cached = BUSYBOX_CACHE / "busybox"
+    if not cached.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            for command in (["apt-get", "download", "busybox-static"],
+                            ["sh", "-c", "dpkg-deb -x busybox-static_*.deb root"]):
+                done = subprocess.run(command, cwd=tmp, capture_output=True, text=True,
+                                      check=False)
+                if done.returncode != 0:
+                    raise UsageError(f"cannot get busybox-static: {done.stderr.strip()}",
+                                     "the debug variant needs Debian's busybox-static; "
+                                     "run apt-get update first")
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(tmp, "root", "bin", "busybox"), cached)
+    shutil.copy2(cached, dest)
+
+
 def write_helpers(context: Path, options: DockerfileOptions, python: str,
                   glibc: tuple[int, int], wheels: list[Path] | None) -> Path:
     """Write ``<helpers>/{tool,wheelhouse,Dockerfile}`` into the context; returns the
@@ -53,6 +74,8 @@ def write_helpers(context: Path, options: DockerfileOptions, python: str,
         (helpers / "wheelhouse").mkdir(exist_ok=True)
         for wheel in wheels:
             shutil.copy2(wheel, helpers / "wheelhouse" / wheel.name)
+    if options.debug:
+        busybox(helpers / "busybox")
     dockerfile = helpers / "Dockerfile"
     dockerfile.write_text(render(options))
     return dockerfile

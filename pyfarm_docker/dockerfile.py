@@ -33,6 +33,7 @@ class DockerfileOptions:
     install_project: bool = False
     wheelhouse: bool = False
     prune: bool = False
+    debug: bool = False
 
 
 def _environment() -> jinja2.Environment:
@@ -91,6 +92,7 @@ def render(options: DockerfileOptions) -> str:
         install_project=options.install_project,
         wheelhouse=options.wheelhouse,
         prune=options.prune,
+        debug=options.debug,
         trace_flags=_trace_flags(spec),
         app_python=APP_PYTHON,
         traced_command=" ".join(shlex.quote(a) for a in (*spec.entry, *spec.traced_args)),
