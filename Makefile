@@ -44,6 +44,7 @@ corpus: venv docker
 	$(BIN)/python scripts/check-corpus $(CORPUS)/*
 
 test: venv docker lint
+	scripts/test-deps
 	$(BIN)/pytest tests
 	$(BIN)/python scripts/check-corpus $(CORPUS)/*
 

@@ -58,7 +58,8 @@ def make_plan(trace: dict[str, Any], options: AssembleOptions) -> plan.Plan:
         raise AssembleError(f"different libraries share a soname: {names}",
                             "only one of each can load in a process; drop --strict to go on")
     return plan.Plan(options.prefix, python, tuple(p.entries.values()), tuple(nf.rpaths),
-                     tuple(p.warnings), tuple(nf.conflicts), tuple(env))
+                     tuple(p.warnings), tuple(nf.conflicts), tuple(env),
+                     frozenset(p.prunable))
 
 
 def _add_site_hook(p: plan.Planner, interp: dict[str, Any], sites: list[PurePosixPath]) -> None:

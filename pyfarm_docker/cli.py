@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import replace
@@ -139,6 +140,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    summary = report.summarize(report.load_manifest(args.target))
+    if args.html:
+        args.html.write_text(report.to_html(summary, args.target))
+        _say(f"treemap -> {args.html}")
+    print(json.dumps(summary, indent=1) if args.json else report.table(summary))
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("report", help="show where an image's bytes go",
+                       description="Bytes by origin, the largest files, what --prune would "
+                       "save and soname conflicts, from the farm's manifest.")
+    p.add_argument("target", help="an image built by pyfarm-docker, or an assemble output dir")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="also write a self-contained HTML treemap")
+    p.set_defaults(handler=cmd_report)
+
+
 def _add_app_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=Path, help="the app's script, or its project directory")
     p.add_argument("-m", "--module", help="run the app as python -m MODULE")
@@ -242,7 +265,7 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"pyfarm-docker {__version__}")
     sub = top.add_subparsers(dest="subcommand", metavar="COMMAND")
-    for add in (_add_build, _add_generate, _add_trace, _add_assemble, _add_verify):
+    for add in (_add_build, _add_generate, _add_trace, _add_assemble, _add_verify, _add_report):
         add(sub)
     return top
 

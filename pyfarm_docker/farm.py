@@ -92,7 +92,7 @@ def _layer_of_generated(rel: PurePosixPath, layers: dict[PurePosixPath, tuple[st
 
 def manifest(plan: Plan, root: Path) -> dict[str, Any]:
     known = {e.dest: (e.layer, e.origin) for e in plan.entries}
-    files = []
+    files: list[dict[str, Any]] = []
     for path in sorted(root.rglob("*")):
         rel = PurePosixPath(path.relative_to(root).as_posix())
         if path.is_symlink() or not path.is_file():
@@ -109,7 +109,16 @@ def manifest(plan: Plan, root: Path) -> dict[str, Any]:
         "links": sorted("/" + str(e.dest) for e in plan.entries if e.kind == "link"),
         "warnings": list(plan.warnings),
         "conflicts": list(plan.conflicts),
+        "prunable": [f["path"] for f in files
+                     if _prunable(PurePosixPath(str(f["path"])[1:]), plan)],
     }
+
+
+def _prunable(rel: PurePosixPath, plan: Plan) -> bool:
+    """A .py file the run never read, or the .pyc compiled from one."""
+    if rel.parent.name == "__pycache__":
+        rel = rel.parent.parent / (rel.name.split(".")[0] + ".py")
+    return rel in plan.prunable
 
 
 def fix_times(root: Path, epoch: int) -> None:

@@ -55,6 +55,7 @@ class Plan:
     warnings: tuple[str, ...]
     conflicts: tuple[dict[str, Any], ...]
     env: tuple[tuple[str, str], ...]
+    prunable: frozenset[PurePosixPath] = frozenset()
 
     def files(self) -> Iterator[Entry]:
         return (e for e in self.entries if e.kind in ("file", "text"))
@@ -67,6 +68,7 @@ class Planner:
     prefix: PurePosixPath
     entries: dict[PurePosixPath, Entry] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    prunable: set[PurePosixPath] = field(default_factory=set)  # .py files the run never read
 
     def under(self, *parts: str) -> PurePosixPath:
         return PurePosixPath(str(self.prefix).lstrip("/"), *parts)
@@ -143,14 +145,14 @@ def add_site_dirs(p: Planner, trace: dict[str, Any], prune: bool = False
     ``prune``, less the .py files the run never read)."""
     sites = [e["path"] for e in trace["sys_path"] if e["kind"] == "site"]
     dists = [Distribution.from_json(d) for d in trace["distributions"]]
-    keep = touched_sources(trace) if prune else None
+    touched = touched_sources(trace)
     dests = []
     for n, site in enumerate(sites, start=1):
         dest = p.under("site-packages", f"p{n}")
         dests.append(dest)
         p.directory(dest, "runtime")
         for dist in (d for d in dists if d.site_dir == site):
-            _add_distribution(p, dist, dest, keep)
+            _add_distribution(p, dist, dest, touched, prune)
         for unowned in trace["unowned"]:
             if os.path.dirname(unowned) == site:
                 _add_unowned(p, Path(unowned), dest)
@@ -169,15 +171,17 @@ def _size(path: str) -> int:
 
 
 def _add_distribution(p: Planner, dist: Distribution, dest: PurePosixPath,
-                      keep: set[str] | None) -> None:
+                      touched: set[str], prune: bool) -> None:
     layer = "big" if _dist_bytes(dist) >= BIG_DIST_BYTES else "packages"
     origin = f"dist:{dist.name}"
     for rel in dist.files:
         source = os.path.join(dist.site_dir, rel)
         if "__pycache__" in PurePosixPath(rel).parts:
             continue
-        if keep is not None and rel.endswith(".py") and source not in keep:
-            continue
+        if rel.endswith(".py") and source not in touched:
+            if prune:
+                continue
+            p.prunable.add(dest / rel)
         if os.path.isfile(source):
             p.file(dest / rel, source, layer, origin)
         else:

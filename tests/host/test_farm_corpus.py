@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pyfarm_docker import cli, report
 from pyfarm_docker.appspec import load_case
 from pyfarm_docker.assemble import AssembleOptions, assemble
 from pyfarm_docker.trace import TraceOptions, run_trace
@@ -123,3 +125,39 @@ def test_sbom_lists_what_the_farm_ships(farmed: tuple[Path, Path, Path, dict[str
     assert "Package: libc6" in status.read_text()
     assert ("libc6", next(line.split(": ")[1] for line in status.read_text().splitlines()
                           if line.startswith("Version: "))) in listed
+
+
+def test_report_accounts_for_every_byte(farmed: tuple[Path, Path, Path, dict[str, object]],
+                                        tmp_path: Path) -> None:
+    _, root, _, data = farmed
+    trace = data["trace"]
+    assert isinstance(trace, dict)
+    summary = report.summarize(report.load_manifest(str(root)))
+    manifest = json.loads((root / "app/.pyfarm/manifest.json").read_text())
+    assert summary["total_bytes"] == sum(f["size"] for f in manifest["files"])
+    assert sum(g["bytes"] for g in summary["by_origin"]) == summary["total_bytes"]
+    origins = {g["origin"] for g in summary["by_origin"]}
+    assert {f"dist:{d['name']}" for d in trace["distributions"]} <= origins
+    assert "lib:libc.so.6" in origins
+    assert summary["top_files"][0]["bytes"] == max(f["size"] for f in manifest["files"])
+
+
+def test_report_html_renders_its_treemap_in_chromium(tmp_path: Path) -> None:
+    (case,) = [c for c in CASES if c.name == "numpy_linalg"]
+    app = corpusrun.copy_app(case, tmp_path / "src")
+    python = str(case_venv(case / "requirements.txt") / "bin" / "python")
+    run_trace(TraceOptions((python, "app.py"), tmp_path / "trace.json", cwd=app))
+    assemble(AssembleOptions(tmp_path / "trace.json", tmp_path / "root"))
+    page = tmp_path / "report.html"
+    assert cli.main(["report", str(tmp_path / "root"), "--html", str(page)]) == 0
+    summary = report.summarize(report.load_manifest(str(tmp_path / "root")))
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    match = re.search(r'data-rendered="(\d+):(\d+)"', dom)
+    assert match, dom[:500]
+    drawn = sum(1 for g in summary["by_origin"] if g["bytes"] > 0)
+    assert int(match.group(1)) == drawn
+    assert int(match.group(2)) == pytest.approx(1200 * 700, rel=0.01)

@@ -1,0 +1,130 @@
+"""Where an image's bytes go, from the farm's manifest: by origin, the largest files,
+what --prune would save, soname conflicts; as a table, JSON or an HTML treemap."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .treemap import Rect, layout
+
+MANIFEST_LABEL = "io.pyfarm-docker.manifest"
+TOP = 20
+
+
+def load_manifest(target: str) -> dict[str, Any]:
+    """From a farm directory (assemble's output, layered or not) or a local image."""
+    path = Path(target)
+    if path.is_dir():
+        found = sorted(path.glob("*/.pyfarm/manifest.json")) + sorted(
+            path.glob("*/*/.pyfarm/manifest.json"))
+        if not found:
+            raise UsageError(f"no .pyfarm/manifest.json below {path}",
+                             "give the output directory of 'pyfarm-docker assemble'")
+        manifest: dict[str, Any] = json.loads(found[0].read_text())
+        return manifest
+    return _image_manifest(target)
+
+
+def _image_manifest(image: str) -> dict[str, Any]:
+    from . import engine
+
+    client = engine.connect()
+    engine.require_image(client, image, "image")
+    labels = client.images.get(image).attrs["Config"].get("Labels") or {}
+    if MANIFEST_LABEL not in labels:
+        raise UsageError(f"{image} has no {MANIFEST_LABEL} label",
+                         "was it built by pyfarm-docker?")
+    manifest: dict[str, Any] = json.loads(engine.read_file(client, image, labels[MANIFEST_LABEL]))
+    return manifest
+
+
+def _group(origin: str, path: str) -> str:
+    """Native libraries are shown one by one; everything else by its origin."""
+    if origin == "library":
+        return "lib:" + path.rsplit("/", 1)[-1]
+    return origin
+
+
+def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
+    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for f in manifest["files"]:
+        group = groups[_group(f["origin"], f["path"])]
+        group[0] += f["size"]
+        group[1] += 1
+    prunable = set(manifest.get("prunable", []))
+    files = sorted(manifest["files"], key=lambda f: -f["size"])
+    return {
+        "total_bytes": sum(f["size"] for f in manifest["files"]),
+        "files": len(manifest["files"]),
+        "by_origin": [{"origin": k, "bytes": v[0], "files": v[1]}
+                      for k, v in sorted(groups.items(), key=lambda kv: -kv[1][0])],
+        "top_files": [{"path": f["path"], "bytes": f["size"], "origin": f["origin"]}
+                      for f in files[:TOP]],
+        "prune_saves_bytes": sum(f["size"] for f in manifest["files"] if f["path"] in prunable),
+        "conflicts": manifest.get("conflicts", []),
+    }
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:8.2f} MB"
+
+
+def table(summary: dict[str, Any]) -> str:
+    lines = [f"{_mb(summary['total_bytes'])}  {summary['files']} files in all", "",
+             "by origin:"]
+    lines += [f"{_mb(g['bytes'])}  {g['files']:6d}  {g['origin']}" for g in summary["by_origin"]]
+    lines += ["", f"largest {TOP} files:"]
+    lines += [f"{_mb(f['bytes'])}  {f['path']}" for f in summary["top_files"]]
+    lines += ["", f"--prune would save {_mb(summary['prune_saves_bytes']).strip()}"]
+    for c in summary["conflicts"]:
+        lines.append(f"soname conflict {c['soname']}: {', '.join(sorted(c['files']))}")
+    return "\n".join(lines)
+
+
+_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+            "#ff9da7", "#9c755f", "#bab0ac")
+_WIDTH, _HEIGHT = 1200, 700
+# Runs in the browser: counts what was laid out, so a headless browser can prove it rendered.
+_SCRIPT = """
+const boxes = [...document.querySelectorAll('#treemap rect')];
+const area = boxes.reduce((a, r) => a + r.getBBox().width * r.getBBox().height, 0);
+document.body.dataset.rendered = boxes.length + ':' + Math.round(area);
+"""
+
+
+def _cell(rect: Rect, group: dict[str, Any], colour: str) -> str:
+    label = html.escape(group["origin"])
+    title = f"{label}: {group['bytes'] / 1e6:.2f} MB, {group['files']} files"
+    text = (f'<text x="{rect.x + 4:.1f}" y="{rect.y + 14:.1f}">{label}</text>'
+            if rect.w > 60 and rect.h > 18 else "")
+    return (f'<g><title>{title}</title><rect x="{rect.x:.1f}" y="{rect.y:.1f}" '
+            f'width="{rect.w:.1f}" height="{rect.h:.1f}" fill="{colour}"/>{text}</g>')
+
+
+def to_html(summary: dict[str, Any], title: str) -> str:
+    groups = [g for g in summary["by_origin"] if g["bytes"] > 0]
+    rects = layout([g["bytes"] for g in groups], Rect(0, 0, _WIDTH, _HEIGHT))
+    cells = "\n".join(_cell(r, g, _PALETTE[i % len(_PALETTE)])
+                      for i, (r, g) in enumerate(zip(rects, groups)))
+    rows = "\n".join(f"<tr><td>{html.escape(g['origin'])}</td><td>{g['bytes'] / 1e6:.2f}</td>"
+                     f"<td>{g['files']}</td></tr>" for g in groups)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}: where the bytes go</title>
+<style>body{{font:14px sans-serif;margin:1em}} rect{{stroke:#fff}}
+text{{font-size:11px;fill:#fff;pointer-events:none}} td{{padding:0 1em}}</style></head>
+<body><h1>{html.escape(title)}: {summary['total_bytes'] / 1e6:.1f} MB in
+{summary['files']} files</h1>
+<svg id="treemap" width="{_WIDTH}" height="{_HEIGHT}" viewBox="0 0 {_WIDTH} {_HEIGHT}">
+{cells}
+</svg>
+<table><tr><th>origin</th><th>MB</th><th>files</th></tr>
+{rows}
+</table>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
