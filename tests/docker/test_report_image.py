@@ -1,0 +1,32 @@
+"""report reads the manifest straight from an image built by pyfarm-docker."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pyfarm_docker import cli
+from tests.docker.test_corpus_images import DEBIAN, build_case
+from tests.support.paths import corpus_cases
+
+pytestmark = pytest.mark.docker
+
+
+def test_report_of_an_image(client: Any, base_images: list[str],
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    (case,) = [c for c in corpus_cases() if c.name == "pillow_image"]
+    built = build_case(case, DEBIAN)
+    assert cli.main(["report", built.tag, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    origins = {g["origin"] for g in summary["by_origin"]}
+    assert "dist:pillow" in origins
+    # The farm is what the image holds: its bytes are most of the image.
+    assert 0.8 * built.final_bytes < summary["total_bytes"] <= built.final_bytes
+
+
+def test_report_of_something_else(capsys: pytest.CaptureFixture[str], client: Any,
+                                  base_images: list[str]) -> None:
+    assert cli.main(["report", DEBIAN]) == 2
+    assert "has no io.pyfarm-docker.manifest label" in capsys.readouterr().err
