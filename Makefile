@@ -27,7 +27,7 @@ demo: venv docker
 	docker run --rm --network none pyfarm-demo
 
 lint: venv
-	$(BIN)/ruff check pyfarm_docker tests scripts/check-corpus
+	$(BIN)/ruff check pyfarm_docker tests bench scripts/check-corpus
 	$(BIN)/mypy
 	$(BIN)/mypy scripts/check-corpus
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,3 +31,13 @@ def test_report_of_something_else(capsys: pytest.CaptureFixture[str], client: An
                                   base_images: list[str]) -> None:
     assert cli.main(["report", DEBIAN]) == 2
     assert "has no io.pyfarm-docker.manifest label" in capsys.readouterr().err
+
+
+def test_build_writes_the_sbom(tmp_path: Path, client: Any, base_images: list[str]) -> None:
+    (case,) = [c for c in corpus_cases() if c.name == "lxml_xpath"]
+    sbom = tmp_path / "sbom.json"
+    assert cli.main(["build", str(case), "-t", "pyfarm-test/sbom:1", "--base", DEBIAN,
+                     "--network", "none", "--sbom", str(sbom)]) == 0
+    document = json.loads(sbom.read_text())
+    names = {p["name"] for p in document["packages"]}
+    assert {"lxml", "libc6"} <= names

@@ -84,3 +84,12 @@ def test_the_soname_conflict_is_reported(dup_app: tuple[Path, Path]) -> None:
     (conflict,) = manifest["conflicts"]
     assert conflict["soname"] == "libdup.so.1"
     assert len(conflict["files"]) == 2
+
+
+def test_strict_makes_the_conflict_an_error(dup_app: tuple[Path, Path], tmp_path: Path) -> None:
+    from pyfarm_docker.errors import AssembleError
+
+    trace = dup_app[1].parent / "trace.json"
+    with pytest.raises(AssembleError, match=r"libdup\.so\.1"):
+        assemble(AssembleOptions(trace, tmp_path / "strict", strict=True))
+    assert not (tmp_path / "strict").exists()
