@@ -22,8 +22,7 @@ docker:
 
 demo: venv docker
 	$(BIN)/pyfarm-docker build examples/hello/app.py -t pyfarm-demo --base $(BASE) --verify
-	@docker image ls pyfarm-demo --format 'pyfarm-demo: {{.Size}} (builder: {{.Repository}}:latest-builder)'
-	@docker image ls pyfarm-demo:latest-builder --format 'builder: {{.Size}}'
+	@docker image ls --format 'table {{.Repository}}:{{.Tag}}\t{{.Size}}' pyfarm-demo
 	docker run --rm --network none pyfarm-demo
 
 lint: venv

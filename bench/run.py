@@ -36,15 +36,20 @@ FROM {base}
 COPY --from=build /opt/venv /opt/venv
 COPY app/ /src/
 """
+# PyInstaller needs objdump; the offline builder gets binutils from debs the host fetched.
+_BINUTILS = ("binutils", "binutils-common", "binutils-x86-64-linux-gnu", "libbinutils",
+             "libctf-nobfd0", "libctf0", "libgprofng0", "libjansson4")
 _PYI = """FROM {base}
+COPY debs/ /debs/
+RUN dpkg -i /debs/*.deb > /dev/null
 COPY wheelhouse/ /wh/
 COPY requirements.txt /r.txt
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --no-index --find-links /wh \\
     -r /r.txt pyinstaller
 COPY app/ /src/
 WORKDIR /src
-RUN /opt/venv/bin/pyinstaller -q --onedir --noconfirm --distpath /out --name app {script} \\
-    && du -sb /out/app | cut -f1 > /out/SIZE
+RUN /opt/venv/bin/pyinstaller --log-level WARN --onedir --noconfirm --distpath /out \\
+        --name app {script} && du -sb /out/app | cut -f1 > /out/SIZE
 """
 
 
@@ -111,6 +116,10 @@ def peer_context(case: Path, spec: AppSpec, python: str, glibc: tuple[int, int],
     args = ["-r", str(requirements), *extra] if requirements.read_text().strip() or extra else []
     for wheel in wheelhouse.download(args, cache, python, glibc):
         shutil.copy(wheel, wheels / wheel.name)
+    (ctx / "debs").mkdir()
+    if extra:
+        subprocess.run(["apt-get", "download", "-qq", *_BINUTILS], cwd=ctx / "debs", check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if spec.module:
         (ctx / "app" / "_entry.py").write_text(
             f"import runpy\nrunpy.run_module({spec.module!r}, run_name='__main__')\n")
