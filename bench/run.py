@@ -36,12 +36,14 @@ FROM {base}
 COPY --from=build /opt/venv /opt/venv
 COPY app/ /src/
 """
-# PyInstaller needs objdump; the offline builder gets binutils from debs the host fetched.
+# PyInstaller needs objdump and a shared libpython (Debian's python3 is static); the offline
+# builder gets them as debs the host fetched (the host may be a security update ahead of the
+# base, hence --force-depends).
 _BINUTILS = ("binutils", "binutils-common", "binutils-x86-64-linux-gnu", "libbinutils",
              "libctf-nobfd0", "libctf0", "libgprofng0", "libjansson4")
 _PYI = """FROM {base}
 COPY debs/ /debs/
-RUN dpkg -i /debs/*.deb > /dev/null
+RUN dpkg --force-depends -i /debs/*.deb > /dev/null 2>&1
 COPY wheelhouse/ /wh/
 COPY requirements.txt /r.txt
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --no-index --find-links /wh \\
@@ -118,8 +120,9 @@ def peer_context(case: Path, spec: AppSpec, python: str, glibc: tuple[int, int],
         shutil.copy(wheel, wheels / wheel.name)
     (ctx / "debs").mkdir()
     if extra:
-        subprocess.run(["apt-get", "download", "-qq", *_BINUTILS], cwd=ctx / "debs", check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "download", "-qq", *_BINUTILS, f"libpython{python}"],
+                       cwd=ctx / "debs", check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     if spec.module:
         (ctx / "app" / "_entry.py").write_text(
             f"import runpy\nrunpy.run_module({spec.module!r}, run_name='__main__')\n")
