@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any
 
 from .dists import Distribution
 from .errors import AssembleError
@@ -56,9 +56,6 @@ class Plan:
     conflicts: tuple[dict[str, Any], ...]
     env: tuple[tuple[str, str], ...]
     prunable: frozenset[PurePosixPath] = frozenset()
-
-    def files(self) -> Iterator[Entry]:
-        return (e for e in self.entries if e.kind in ("file", "text"))
 
 
 @dataclass

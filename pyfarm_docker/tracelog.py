@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 _UNESCAPE = {"\\": "\\", "t": "\t", "n": "\n"}
 
@@ -65,9 +64,3 @@ def parse_lines(lines: list[str], records: dict[int, ProcessRecord]) -> None:
         pid = int(parts[0])
         _apply(records.setdefault(pid, ProcessRecord(pid)), parts[1], parts[2:])
 
-
-def read_log(path: Path) -> dict[int, ProcessRecord]:
-    records: dict[int, ProcessRecord] = {}
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as log:
-        parse_lines(log.readlines(), records)
-    return records

@@ -6,7 +6,14 @@ import sys
 from pathlib import Path
 
 from pyfarm_docker.trace import SHIM_DIR
-from pyfarm_docker.tracelog import ProcessRecord, parse_lines, read_log
+from pyfarm_docker.tracelog import ProcessRecord, parse_lines
+
+
+def read_log(path: Path) -> dict[int, ProcessRecord]:
+    records: dict[int, ProcessRecord] = {}
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as log:
+        parse_lines(log.readlines(), records)
+    return records
 
 
 def _run_with_shim(tmp_path: Path, code: str) -> tuple[subprocess.CompletedProcess[str], Path]:
