@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import context, engine, wheelhouse
+from . import context, engine
 from .dockerfile import DEFAULT_FINAL, DockerfileOptions
 from .errors import UsageError
 
 Report = Callable[[str], None]
-WHEELHOUSE_CACHE = Path.home() / ".cache" / "pyfarm-docker" / "wheelhouses"
 
 
 @dataclass(frozen=True)
@@ -59,13 +57,8 @@ def app_wheels(options: BuildOptions, base: engine.BaseInfo, report: Report) -> 
         return sorted(options.wheelhouse.glob("*.whl"))
     if not options.download:
         return None
-    requirements = options.project / "requirements.txt"
-    if not requirements.is_file():
-        return []
-    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
-    dest = WHEELHOUSE_CACHE / f"py{base.python}-glibc{base.glibc[0]}.{base.glibc[1]}" / key
-    report(f"wheels for CPython {base.python}, glibc {base.glibc[0]}.{base.glibc[1]}: {dest}")
-    return wheelhouse.download(["-r", str(requirements)], dest, base.python, base.glibc)
+    report(f"wheels for CPython {base.python}, glibc {base.glibc[0]}.{base.glibc[1]}")
+    return context.download_wheels(options.project, context.Target(base.python, base.glibc))
 
 
 def run_build(options: BuildOptions, report: Report, log: Report | None = None) -> BuildResult:

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
@@ -85,21 +84,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.dockerfile_only:
         print(render(context.project_options(project, options)), end="")
         return 0
-    helpers = (args.output or project / ".pyfarm").resolve()
-    if project not in helpers.parents:
-        raise UsageError(f"{helpers} is outside the project {project}",
-                         "the Dockerfile's helpers must be inside the build context")
-    if helpers.exists() and any(helpers.iterdir()) and not args.force:
-        raise UsageError(f"{helpers} exists and is not empty", "pass --force to replace it")
-    options = context.project_options(project, options)
-    options = replace(options, helpers=helpers.relative_to(project).as_posix(),
-                      wheelhouse=args.wheelhouse is not None)
+    target = context.Target(args.python, _glibc(args.glibc))
     wheels = sorted(args.wheelhouse.glob("*.whl")) if args.wheelhouse else None
-    python, glibc = args.python, (2, 36)
-    dockerfile = context.write_helpers(project, options, python, glibc, wheels)
+    if args.download:
+        wheels = context.download_wheels(project, target)
+    dockerfile = context.generate(project, options, args.output or project / ".pyfarm",
+                                  target, wheels, args.force)
     _say(f"wrote {dockerfile}; build it with:\n  docker build -f "
          f"{dockerfile.relative_to(project)} -t IMAGE {project}")
     return 0
+
+
+def _glibc(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        raise UsageError(f"--glibc {text!r} is not MAJOR.MINOR", "e.g. --glibc 2.36")
+    return int(major), int(minor)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -207,7 +207,11 @@ def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("-o", "--output", type=Path,
                    help="helpers directory inside the project (default PROJECT/.pyfarm)")
     p.add_argument("--python", default="3.12",
-                   help="Python version of the base image, for the tool's wheels")
+                   help="Python version of the base image, for the wheels (default 3.12)")
+    p.add_argument("--glibc", default="2.36",
+                   help="glibc version of the base image, for the wheels (default 2.36)")
+    p.add_argument("--download", action="store_true",
+                   help="download the app's wheels now, so the Dockerfile builds offline")
     p.add_argument("--force", action="store_true", help="replace a non-empty output dir")
     p.add_argument("--dockerfile-only", action="store_true",
                    help="print the Dockerfile to stdout and write nothing")

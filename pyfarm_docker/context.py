@@ -3,10 +3,11 @@ wheelhouse and the rendered Dockerfile under the helpers directory."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import selfwheel, wheelhouse
@@ -16,6 +17,7 @@ from .errors import UsageError
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", ".mypy_cache",
                                   ".pytest_cache", ".ruff_cache", ".tox")
 TOOL_CACHE = Path.home() / ".cache" / "pyfarm-docker" / "tool-wheels"
+WHEELHOUSE_CACHE = Path.home() / ".cache" / "pyfarm-docker" / "wheelhouses"
 BUSYBOX_CACHE = Path.home() / ".cache" / "pyfarm-docker" / "busybox"
 
 
@@ -79,3 +81,39 @@ def write_helpers(context: Path, options: DockerfileOptions, python: str,
     dockerfile = helpers / "Dockerfile"
     dockerfile.write_text(render(options))
     return dockerfile
+
+
+@dataclass(frozen=True)
+class Target:
+    """The base image's Python and glibc, which wheels must fit."""
+
+    python: str
+    glibc: tuple[int, int]
+
+
+def download_wheels(project: Path, target: Target) -> list[Path]:
+    """The app's wheels for ``target``, downloaded on this host (cached)."""
+    requirements = project / "requirements.txt"
+    if not requirements.is_file():
+        return []
+    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    glibc = f"{target.glibc[0]}.{target.glibc[1]}"
+    dest = WHEELHOUSE_CACHE / f"py{target.python}-glibc{glibc}" / key
+    return wheelhouse.download(["-r", str(requirements)], dest, target.python, target.glibc)
+
+
+def generate(project: Path, options: DockerfileOptions, helpers: Path, target: Target,
+             wheels: list[Path] | None, force: bool) -> Path:
+    """Write the Dockerfile and its helpers into the project; returns the Dockerfile."""
+    helpers = helpers.resolve()
+    if project not in helpers.parents:
+        raise UsageError(f"{helpers} is outside the project {project}",
+                         "the Dockerfile's helpers must be inside the build context")
+    if helpers.exists() and any(helpers.iterdir()):
+        if not force:
+            raise UsageError(f"{helpers} exists and is not empty", "pass --force to replace it")
+        shutil.rmtree(helpers)
+    options = replace(project_options(project, options),
+                      helpers=helpers.relative_to(project).as_posix(),
+                      wheelhouse=wheels is not None)
+    return write_helpers(project, options, target.python, target.glibc, wheels)
