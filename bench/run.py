@@ -239,13 +239,20 @@ def main(argv: list[str]) -> int:
         result = bench_case(case)
         print(json.dumps(result), flush=True)
         rows.append(result)
+        write_results(rows)  # after each case: a long run that stops still leaves a table
+    print("\n".join([HEADER, *map(row, rows)]))
+    return 0
+
+
+def write_results(rows: list[dict[str, Any]]) -> None:
     table = "\n".join([HEADER, *map(row, rows)])
-    print(table)
+    raw = "\n".join(json.dumps(r, sort_keys=True) for r in rows)
     (HERE / "RESULTS.md").write_text(
         "# Benchmark results\n\nMade by `make bench` (bench/run.py) on one machine, in one run "
         f"(base {BASE}).\nSizes are uncompressed; 'touched' counts the files the traced run "
-        "opened or mapped plus the runtime essentials.\n\n" + table + "\n")
-    return 0
+        "opened or mapped plus the runtime essentials; 'pruned (est.)' is the farm less what "
+        "`report` says --prune would save.\n\n" + table + "\n\nRaw figures:\n\n```\n"
+        + raw + "\n```\n")
 
 
 if __name__ == "__main__":
