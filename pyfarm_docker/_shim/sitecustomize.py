@@ -47,10 +47,18 @@ class _Recorder:
             elif event == "import":
                 self.emit_once("import", str(args[0]))
                 self._on_sys_path(args[2])
+                self._on_maps()
             elif event == "ctypes.dlopen":
                 self.emit_once("dlopen", "" if args[0] is None else os.fsdecode(args[0]))  # type: ignore[arg-type]
         except Exception:
             pass
+
+    def _on_maps(self) -> None:
+        # What the previous import mapped: a pool worker killed by terminate() between the
+        # driver's samples would lose it, as it never reaches atexit.
+        for path in _mapped_files():
+            if ".so" in path:
+                self.emit_once("map", path)
 
     def _on_sys_path(self, path: object) -> None:
         # A server killed by SIGTERM never reaches atexit: keep sys.path as it changes.
