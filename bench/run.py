@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from pyfarm_docker import engine, report, wheelhouse
+from pyfarm_docker import probe as http
 from pyfarm_docker.appspec import AppSpec, load_case
 from pyfarm_docker.build import BuildOptions, BuildResult, run_build
 from pyfarm_docker.dockerfile import DockerfileOptions
 
 HERE = Path(__file__).resolve().parent
 BASE = "local/python:3.11-bookworm"
-RUNS = 5
+RUNS = 3
 _STEP = re.compile(r"\[\s*([\d.]+)s\] step \d+/\d+ \((\w+)\): (.*)")
 _SLIM = """FROM {base} AS build
 COPY wheelhouse/ /wh/
@@ -85,15 +86,24 @@ def touched_bytes(client: Any, builder: str) -> int:
     return int(out)
 
 
-def first_line_ms(argv: list[str]) -> float:
+def first_line_ms(argv: list[str], port: int | None) -> float:
+    """Time to the first output line, or for a server to its open port."""
+    name = f"pyfarm-bench-{time.monotonic_ns()}"
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([*argv[:2], "--name", name, *argv[2:]], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
     assert proc.stdout is not None
-    proc.stdout.readline()
-    elapsed = (time.monotonic() - started) * 1000
-    proc.kill()
-    proc.wait()
-    return elapsed
+    try:
+        if port is None:
+            proc.stdout.readline()
+        else:
+            http.wait_for_port(port, started + 60, lambda: proc.poll() is None)
+        return (time.monotonic() - started) * 1000
+    finally:
+        # Killing `docker run` leaves its container running: remove it by name.
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+        proc.kill()
+        proc.wait()
 
 
 def startup(image: str, builder: str, spec: AppSpec) -> tuple[float, float]:
@@ -101,9 +111,11 @@ def startup(image: str, builder: str, spec: AppSpec) -> tuple[float, float]:
     final = ["docker", "run", "--rm", *net, image]
     plain = ["docker", "run", "--rm", *net, "-w", "/src", "--entrypoint",
              "/opt/venv/bin/python", builder, *spec.entry, *spec.checked_args]
-    f = statistics.median(first_line_ms(final) for _ in range(RUNS))
-    b = statistics.median(first_line_ms(plain) for _ in range(RUNS))
+    f = statistics.median(first_line_ms(final, spec.port) for _ in range(RUNS))
+    b = statistics.median(first_line_ms(plain, spec.port) for _ in range(RUNS))
     return b, f
+
+
 
 
 def peer_context(case: Path, spec: AppSpec, python: str, glibc: tuple[int, int],
