@@ -102,18 +102,18 @@ def closure(roots: list[str], resolver: Resolver,
     while todo:
         path, loaders = todo.pop(0)
         real = os.path.realpath(path)
-        if real in graph:
-            continue
         info = elf.read(path)
-        deps: dict[str, str | None] = {}
+        node = graph.setdefault(real, Node(real, {}))
+        # A library without RPATH finds its own deps through its loader's DT_RPATH
+        # (scipy.libs' libgfortran does): names still missing are tried again from each
+        # new loader chain that reaches it.
         for name in info.needed:
-            if name in LOADER_NAMES:
+            if name in LOADER_NAMES or node.deps.get(name):
                 continue
             found = resolver.resolve(name, info, loaders)
-            deps[name] = os.path.realpath(found) if found else None
+            node.deps[name] = os.path.realpath(found) if found else None
             if found:
                 todo.append((found, (info, *loaders)))
-        graph[real] = Node(real, deps)
     return graph
 
 

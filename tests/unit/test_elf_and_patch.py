@@ -79,3 +79,20 @@ def test_patcher_writes_rpath_not_runpath(tmp_path: Path, two_libs: tuple[Path, 
     assert info.rpath == ("/app/symlinks/libuser.so",)
     assert info.runpath == ()
     assert info.needed == elf.read(str(user)).needed
+
+
+def test_closure_fills_deps_found_through_a_later_loader(
+    tmp_path: Path, two_libs: tuple[Path, Path]
+) -> None:
+    """Like scipy.libs' libgfortran: no RPATH of its own, its loader's DT_RPATH finds its dep."""
+    import subprocess
+
+    user = _user(tmp_path, two_libs[0], [])  # libuser.so needs libdup.so.1, no RPATH
+    parent_src = tmp_path / "parent.c"
+    parent_src.write_text("int use(void); int run(void) { return use(); }\n")
+    parent = tmp_path / "libparent.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(parent), str(parent_src), str(user),
+                    "-Wl,--disable-new-dtags", f"-Wl,-rpath,{tmp_path}:{tmp_path / 'a'}"],
+                   check=True)
+    graph = ldso.closure([str(user), str(parent)], ldso.Resolver(cache={}))
+    assert graph[str(user)].deps["libdup.so.1"] == str(tmp_path / "a" / "libdup.so.1")
