@@ -39,14 +39,10 @@ class BuildResult:
     verdict: Any = None  # verify.Verdict with --verify
 
 
-def builder_reference(tag: str) -> str:
+def sibling_reference(tag: str, variant: str) -> str:
+    """``repo:tag`` -> ``repo:tag-VARIANT`` (the builder and debug images)."""
     repo, name = engine.check_reference(tag)
-    return f"{repo}:{name}-builder"
-
-
-def debug_reference(tag: str) -> str:
-    repo, name = engine.check_reference(tag)
-    return f"{repo}:{name}-debug"
+    return f"{repo}:{name}-{variant}"
 
 
 def app_wheels(options: BuildOptions, base: engine.BaseInfo, report: Report) -> list[Path] | None:
@@ -79,7 +75,7 @@ def run_build(options: BuildOptions, report: Report, log: Report | None = None) 
         image_id, builder_id, verdict = _build_images(
             client, ctx, str(path.relative_to(ctx)), options, report, log)
     engine.tag(client, image_id, options.tag)
-    builder = builder_reference(options.tag) if options.verify else None
+    builder = sibling_reference(options.tag, "builder") if options.verify else None
     if builder:
         engine.tag(client, builder_id, builder)
     return BuildResult(
@@ -101,7 +97,7 @@ def _build_images(client: Any, ctx: Path, dockerfile: str, options: BuildOptions
     if options.dockerfile.debug:
         debug_id = engine.build(client, ctx, dockerfile, engine.StepTracker(report, log),
                                 target="debug", network=options.network, buildargs=args)
-        engine.tag(client, debug_id, debug_reference(options.tag))
+        engine.tag(client, debug_id, sibling_reference(options.tag, "debug"))
     if not options.verify:
         return image_id, builder_id, None
     from . import verify

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import patch
 from .errors import AssembleError
-from .plan import LAYERS, Entry, Plan
+from .plan import LAYERS, Entry, Plan, source_of
 
 MANIFEST = PurePosixPath(".pyfarm", "manifest.json")
 _COMPILE = """
@@ -84,8 +84,8 @@ def _sha256(path: Path) -> str:
 def _layer_of_generated(rel: PurePosixPath, layers: dict[PurePosixPath, tuple[str, str]]
                         ) -> tuple[str, str]:
     """.pyc files go with their source; the loader cache with the runtime."""
-    if rel.parent.name == "__pycache__":
-        source = rel.parent.parent / (rel.name.split(".")[0] + ".py")
+    source = source_of(rel)
+    if source != rel:
         return layers.get(source, ("runtime", "stdlib"))
     return ("runtime", "essential")
 
@@ -116,9 +116,7 @@ def manifest(plan: Plan, root: Path) -> dict[str, Any]:
 
 def _prunable(rel: PurePosixPath, plan: Plan) -> bool:
     """A .py file the run never read, or the .pyc compiled from one."""
-    if rel.parent.name == "__pycache__":
-        rel = rel.parent.parent / (rel.name.split(".")[0] + ".py")
-    return rel in plan.prunable
+    return source_of(rel) in plan.prunable
 
 
 def fix_times(root: Path, epoch: int) -> None:

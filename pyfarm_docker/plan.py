@@ -123,16 +123,17 @@ def add_interpreter(p: Planner, interp: dict[str, Any]) -> PurePosixPath:
     return python
 
 
+def source_of(path: PurePosixPath) -> PurePosixPath:
+    """The .py a ``__pycache__/NAME.TAG.pyc`` was compiled from; any other path as it is."""
+    if path.parent.name == "__pycache__" and path.suffix == ".pyc":
+        return path.parent.parent / (path.name.split(".")[0] + ".py")
+    return path
+
+
 def touched_sources(trace: dict[str, Any]) -> set[str]:
     """.py files the run read, directly or through their cached .pyc."""
     touched = {m["file"] for m in trace["modules"].values()}
-    for path in trace["files_opened"]:
-        parent = os.path.dirname(path)
-        if path.endswith(".pyc") and os.path.basename(parent) == "__pycache__":
-            touched.add(os.path.join(os.path.dirname(parent),
-                                     os.path.basename(path).split(".")[0] + ".py"))
-        else:
-            touched.add(path)
+    touched |= {str(source_of(PurePosixPath(p))) for p in trace["files_opened"]}
     return touched
 
 
