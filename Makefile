@@ -15,10 +15,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# Docker daemon (installed and started when missing) and the local base images.
+# Docker daemon (installed and started when missing), the local base images, and podman
+# with the same images in its storage.
 docker:
 	scripts/docker-up
 	scripts/make-base-image $(BASES)
+	scripts/podman-up $(BASES)
 
 demo: venv docker
 	$(BIN)/pyfarm-docker build examples/hello/app.py -t pyfarm-demo --base $(BASE) --verify

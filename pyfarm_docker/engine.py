@@ -1,21 +1,27 @@
-"""Talk to the Docker daemon: reach it, inspect base images, build with progress, tag."""
+"""Talk to the container engine (a Docker daemon, or podman through its Docker-compatible
+API): reach it, inspect base images, build with progress, tag."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
 import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import docker
 import docker.errors
 
+from . import podman
 from .errors import BuildError, DockerError, UsageError
 
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+ENGINES = ("auto", "docker", "podman")
+# Docker's legacy builder says "Step 3/20 : COPY ..."; podman (buildah) "[1/2] STEP 3/13: COPY ...".
+_STEP = re.compile(r"^(?:Step |\[\d+/\d+\] STEP )(\d+)/(\d+) ?: (.*)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # docker/distribution's reference grammar, without digests.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -45,10 +51,48 @@ def check_reference(reference: str) -> tuple[str, str]:
     return reference, "latest"
 
 
-def connect() -> Any:
+@dataclass(frozen=True)
+class Engine:
+    """A container engine that answers: its name and a docker SDK client to it."""
+
+    name: str
+    client: Any
+    host: str | None = None  # DOCKER_HOST of the API when it is not the environment's
+
+    def client_kw(self) -> dict[str, Any]:
+        """Arguments for docker.from_env (as testcontainers calls it) to reach this engine."""
+        if self.host is None:
+            return {}
+        return {"environment": {**os.environ, "DOCKER_HOST": self.host}}
+
+
+@contextlib.contextmanager
+def session(choice: str = "auto") -> Iterator[Engine]:
+    """The engine to use: ``auto`` takes Docker when its daemon answers, else podman."""
+    if choice not in ENGINES:
+        raise UsageError(f"unknown engine {choice!r}", f"use one of {', '.join(ENGINES)}")
+    client = _docker_or_none() if choice in ("auto", "docker") else None
+    if client is not None:
+        yield Engine("docker", client)
+        return
+    if choice == "docker" or not podman.installed():
+        connect()  # raises the DockerError that says what to do
+    with podman.service() as host:
+        yield Engine("podman", connect(host), host)
+
+
+def _docker_or_none() -> Any:
+    try:
+        return connect()
+    except DockerError:
+        return None
+
+
+def connect(host: str | None = None) -> Any:
     """A docker SDK client whose daemon answers, or a DockerError saying what to do."""
     try:
-        client = docker.from_env(timeout=600)
+        client = (docker.DockerClient(base_url=host, timeout=600) if host
+                  else docker.from_env(timeout=600))
         client.ping()
     except docker.errors.DockerException as exc:
         text = str(exc)
@@ -56,7 +100,8 @@ def connect() -> Any:
             raise DockerError("permission denied on the Docker socket",
                               "run as root or join the docker group") from None
         raise DockerError("no Docker daemon answers",
-                          "start one (scripts/docker-up does it here) or set DOCKER_HOST") from None
+                          "start one (scripts/docker-up does it here), set DOCKER_HOST, "
+                          "or use --engine podman") from None
     return client
 
 

@@ -16,7 +16,7 @@ MANIFEST_LABEL = "io.pyfarm-docker.manifest"
 TOP = 20
 
 
-def load_manifest(target: str) -> dict[str, Any]:
+def load_manifest(target: str, engine_choice: str = "auto") -> dict[str, Any]:
     """From a farm directory (assemble's output, layered or not) or a local image."""
     path = Path(target)
     if path.is_dir():
@@ -27,13 +27,19 @@ def load_manifest(target: str) -> dict[str, Any]:
                              "give the output directory of 'pyfarm-docker assemble'")
         manifest: dict[str, Any] = json.loads(found[0].read_text())
         return manifest
-    return _image_manifest(target)
+    return _image_manifest(target, engine_choice)
 
 
-def _image_manifest(image: str) -> dict[str, Any]:
+def _image_manifest(image: str, engine_choice: str) -> dict[str, Any]:
     from . import engine
 
-    client = engine.connect()
+    with engine.session(engine_choice) as eng:
+        return _read_manifest(eng.client, image)
+
+
+def _read_manifest(client: Any, image: str) -> dict[str, Any]:
+    from . import engine
+
     engine.require_image(client, image, "image")
     labels = client.images.get(image).attrs["Config"].get("Labels") or {}
     if MANIFEST_LABEL not in labels:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 
 from . import probe as http
 from .appspec import SPEC_LABEL, AppSpec, from_mapping
+from .engine import Engine
 from .errors import UsageError, VerifyError
 
 # Ryuk (testcontainers' reaper) is an image no registry here can give: we clean up ourselves.
@@ -59,9 +60,10 @@ def spec_from_image(client: Any, image: str) -> AppSpec:
 
 
 @contextlib.contextmanager
-def _container(image: str, network: str, command: list[str] | None = None, **kwargs: Any
-               ) -> Iterator[DockerContainer]:
-    container = DockerContainer(image).with_kwargs(network_mode=network, **kwargs)
+def _container(eng: Engine, image: str, network: str, command: list[str] | None = None,
+               **kwargs: Any) -> Iterator[DockerContainer]:
+    container = DockerContainer(image, docker_client_kw=eng.client_kw())
+    container = container.with_kwargs(network_mode=network, **kwargs)
     if command:
         container = container.with_command(command)
     try:
@@ -72,22 +74,22 @@ def _container(image: str, network: str, command: list[str] | None = None, **kwa
             container.get_wrapped_container().remove(force=True, v=True)
 
 
-def _run_script(image: str, **kwargs: Any) -> _Run:
+def _run_script(eng: Engine, image: str, **kwargs: Any) -> _Run:
     started = time.monotonic()
-    with _container(image, "none", **kwargs) as c:
+    with _container(eng, image, "none", **kwargs) as c:
         status = c.get_wrapped_container().wait(timeout=_RUN_TIMEOUT)["StatusCode"]
         ms = (time.monotonic() - started) * 1000
         out, err = c.get_logs()
     return _Run(int(status), out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), ms)
 
 
-def _run_server(image: str, spec: AppSpec, **kwargs: Any) -> _Run:
+def _run_server(eng: Engine, image: str, spec: AppSpec, **kwargs: Any) -> _Run:
     assert spec.port is not None
     if http.port_in_use(spec.port):
         raise VerifyError(f"127.0.0.1:{spec.port} is busy before the server started",
                           "stop whatever listens there")
     started = time.monotonic()
-    with _container(image, "host", **kwargs) as c:
+    with _container(eng, image, "host", **kwargs) as c:
         wrapped = c.get_wrapped_container()
 
         def alive() -> bool:
@@ -130,25 +132,25 @@ def _server_checks(spec: AppSpec, builder: _Run, final: _Run) -> list[Check]:
     return checks
 
 
-def compare(image: str, builder: str, spec: AppSpec) -> Verdict:
+def compare(eng: Engine, image: str, builder: str, spec: AppSpec) -> Verdict:
     """Run the builder (its venv python in /src) and the final image; compare."""
     command = [BUILDER_PYTHON, *spec.entry, *spec.checked_args]
     as_builder = {"entrypoint": command[:1], "command": command[1:],
                   "working_dir": BUILDER_WORKDIR}
     if spec.kind == "server":
-        b = _run_server(builder, spec, **as_builder)
-        f = _run_server(image, spec)
+        b = _run_server(eng, builder, spec, **as_builder)
+        f = _run_server(eng, image, spec)
         checks = _server_checks(spec, b, f)
     else:
-        b = _run_script(builder, **as_builder)
-        f = _run_script(image)
+        b = _run_script(eng, builder, **as_builder)
+        f = _run_script(eng, image)
         checks = _script_checks(b, f)
     return Verdict(tuple(checks), b.ms, f.ms)
 
 
-def check_or_raise(image: str, builder: str, spec: AppSpec,
+def check_or_raise(eng: Engine, image: str, builder: str, spec: AppSpec,
                    report: Callable[[str], None]) -> Verdict:
-    verdict = compare(image, builder, spec)
+    verdict = compare(eng, image, builder, spec)
     for check in verdict.checks:
         report(f"{'pass' if check.ok else 'FAIL'}: {check.name}")
     failed = [c for c in verdict.checks if not c.ok]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import docker
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make-base-image"
+from pyfarm_docker import engine
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+SCRIPT = SCRIPTS / "make-base-image"
 
 # image -> (sys.version_info[:2], sys.prefix)
 IMAGES = {
@@ -36,3 +39,13 @@ def base_images(client: Any) -> list[str]:
                           check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return names
+
+
+@pytest.fixture(scope="session")
+def podman(base_images: list[str]) -> Iterator[engine.Engine]:
+    """podman, with the base images copied into its storage; missing podman fails."""
+    proc = subprocess.run([str(SCRIPTS / "podman-up"), *base_images], capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with engine.session("podman") as eng:
+        yield eng

@@ -20,10 +20,11 @@ OTHER_BASES = ["local/python:3.12-slim", "local/python:3.13-trixie"]
 CASES = corpus_cases()
 
 
-def build_case(case: Path, base: str) -> BuildResult:
+def build_case(case: Path, base: str, engine: str = "docker") -> BuildResult:
     spec = load_case(case)
-    tag = f"pyfarm-test/{case.name.replace('_', '-')}:{base.split(':')[1]}"
-    options = BuildOptions(project=case, tag=tag, verify=True, network="none",
+    suffix = "" if engine == "docker" else f"-{engine}"
+    tag = f"pyfarm-test/{case.name.replace('_', '-')}:{base.split(':')[1]}{suffix}"
+    options = BuildOptions(project=case, tag=tag, verify=True, network="none", engine=engine,
                            dockerfile=DockerfileOptions(spec=spec, title=case.name, base=base))
     return run_build(options, report=lambda _: None)
 

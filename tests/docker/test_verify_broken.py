@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pyfarm_docker import cli, verify
+from pyfarm_docker.engine import Engine
 from pyfarm_docker.errors import VerifyError
 from tests.docker.test_corpus_images import DEBIAN, build_case
 from tests.support.paths import corpus_cases
@@ -49,8 +50,9 @@ def test_verify_names_the_missing_library(client: Any, base_images: list[str],
     broken = _without(client, built.tag, "reals/r/libscipy_openblas", "pyfarm-test/broken:1")
     try:
         with pytest.raises(VerifyError, match="libscipy_openblas"):
-            verify.check_or_raise(broken, built.builder_tag, verify.spec_from_image(
-                client, broken), lambda _: None)
+            spec = verify.spec_from_image(client, broken)
+            verify.check_or_raise(Engine("docker", client), broken, built.builder_tag, spec,
+                                  lambda _: None)
         assert cli.main(["verify", broken, "--like", built.builder_tag]) == VerifyError.exit_code
         err = capsys.readouterr().err
         assert "FAIL: stdout" in err and "libscipy_openblas" in err
