@@ -1,4 +1,5 @@
-"""``build``: lay out a context, build the image, verify it if asked, tag on success."""
+"""``build``: lay out a context, build the image, verify it if asked, then tag it (or
+write it as an OCI layout) only once everything passed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import context, engine
+from . import context, engine, oci
 from .dockerfile import DEFAULT_FINAL, DockerfileOptions
 from .errors import UsageError
 
@@ -26,12 +27,16 @@ class BuildOptions:
     verify: bool = False
     no_cache: bool = False
     source_date_epoch: int = 0
+    engine: str = "auto"
+    output: oci.Layout | None = None  # write here instead of tagging in the engine
+    sbom: Path | None = None
 
 
 @dataclass(frozen=True)
 class BuildResult:
     image_id: str
     tag: str
+    engine: str
     final_bytes: int
     builder_tag: str | None
     builder_bytes: int
@@ -58,10 +63,19 @@ def app_wheels(options: BuildOptions, base: engine.BaseInfo, report: Report) -> 
 
 
 def run_build(options: BuildOptions, report: Report, log: Report | None = None) -> BuildResult:
-    """Build and tag ``options.tag``; progress goes to ``report``, the full log to ``log``."""
-    started = time.monotonic()
+    """Build ``options.tag``; progress goes to ``report``, the full log to ``log``."""
     engine.check_reference(options.tag)
-    client = engine.connect()
+    if options.output is not None:
+        options.output.check_writable()
+    with engine.session(options.engine) as eng:
+        report(f"engine: {eng.name}")
+        return _run(eng, options, report, log)
+
+
+def _run(eng: engine.Engine, options: BuildOptions, report: Report,
+         log: Report | None) -> BuildResult:
+    started = time.monotonic()
+    client = eng.client
     base = engine.probe_base(client, options.dockerfile.base)
     if options.dockerfile.final != DEFAULT_FINAL:
         engine.require_image(client, options.dockerfile.final, "final")
@@ -73,35 +87,52 @@ def run_build(options: BuildOptions, report: Report, log: Report | None = None) 
         context.copy_project(options.project, ctx)
         path = context.write_helpers(ctx, dockerfile, base.python, base.glibc, wheels)
         image_id, builder_id, verdict = _build_images(
-            client, ctx, str(path.relative_to(ctx)), options, report, log)
-    engine.tag(client, image_id, options.tag)
+            eng, ctx, str(path.relative_to(ctx)), options, report, log)
+    _publish(client, image_id, options, report)
     builder = sibling_reference(options.tag, "builder") if options.verify else None
     if builder:
         engine.tag(client, builder_id, builder)
     return BuildResult(
-        image_id, options.tag, engine.image_size(client, image_id), builder,
+        image_id, options.tag, eng.name, engine.image_size(client, image_id), builder,
         engine.image_size(client, builder_id), time.monotonic() - started, verdict,
     )
 
 
-def _build_images(client: Any, ctx: Path, dockerfile: str, options: BuildOptions,
+def _publish(client: Any, image_id: str, options: BuildOptions, report: Report) -> None:
+    """Tag the image, or write it as an OCI layout; and its SBOM if asked."""
+    if options.sbom is not None:
+        options.sbom.write_bytes(engine.read_file(
+            client, image_id, f"{options.dockerfile.prefix}/.pyfarm/sbom.spdx.json"))
+        report(f"SBOM (SPDX 2.3) -> {options.sbom}")
+    if options.output is None:
+        engine.tag(client, image_id, options.tag)
+        return
+    report(f"writing {options.tag} to {options.output}")
+    oci.write(client, image_id, options.tag, options.output)
+
+
+def _build_images(eng: engine.Engine, ctx: Path, dockerfile: str, options: BuildOptions,
                   report: Report, log: Report | None) -> tuple[str, str, Any]:
     """Build the image and its builder stage (all cached by then), verify if asked.
     Nothing is tagged here: the caller tags once everything passed."""
     args = {"SOURCE_DATE_EPOCH": str(options.source_date_epoch)}
+    client = eng.client
     tracker = engine.StepTracker(report, log)
     image_id = engine.build(client, ctx, dockerfile, tracker, target="final",
                             network=options.network, no_cache=options.no_cache, buildargs=args)
     builder_id = engine.build(client, ctx, dockerfile, engine.StepTracker(lambda _: None, log),
                               target="builder", network=options.network, buildargs=args)
+    debug_id = None
     if options.dockerfile.debug:
         debug_id = engine.build(client, ctx, dockerfile, engine.StepTracker(report, log),
                                 target="debug", network=options.network, buildargs=args)
-        engine.tag(client, debug_id, sibling_reference(options.tag, "debug"))
-    if not options.verify:
-        return image_id, builder_id, None
-    from . import verify
+    verdict = None
+    if options.verify:
+        from . import verify
 
-    report("verifying the image against its builder")
-    verdict = verify.check_or_raise(image_id, builder_id, options.dockerfile.spec, report)
+        report("verifying the image against its builder")
+        verdict = verify.check_or_raise(eng, image_id, builder_id, options.dockerfile.spec,
+                                        report)
+    if debug_id is not None:
+        engine.tag(client, debug_id, sibling_reference(options.tag, "debug"))
     return image_id, builder_id, verdict

