@@ -16,6 +16,7 @@ from .plan import DEFAULT_PREFIX
 DEFAULT_BASE = "python:3.12-slim"
 DEFAULT_FINAL = "scratch"
 APP_PYTHON = "/opt/venv/bin/python"
+SYNTAXES = ("portable", "buildkit")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class DockerfileOptions:
     wheelhouse: bool = False
     prune: bool = False
     debug: bool = False
+    syntax: str = "portable"  # or "buildkit": RUN --mount, which the legacy builder lacks
 
 
 def _environment() -> jinja2.Environment:
@@ -93,6 +95,7 @@ def render(options: DockerfileOptions) -> str:
         wheelhouse=options.wheelhouse,
         prune=options.prune,
         debug=options.debug,
+        buildkit=options.syntax == "buildkit",
         trace_flags=_trace_flags(spec),
         app_python=APP_PYTHON,
         traced_command=" ".join(shlex.quote(a) for a in (*spec.entry, *spec.traced_args)),
