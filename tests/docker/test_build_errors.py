@@ -112,11 +112,10 @@ def test_unreadable_context(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert "cannot read the project" in err
 
 
-def test_interrupted_build_leaves_nothing(tmp_path: Path, client: Any,
-                                          nothing_left: None) -> None:
-    project = _project(tmp_path, "import time\ntime.sleep(30)\nprint(1)\n")
+def interrupt_while_tracing(project: Path, tag: str, *flags: str) -> None:
+    """Ctrl-C a `build` while its builder traces the app: exit 130, 'interrupted'."""
     proc = subprocess.Popen([sys.executable, "-m", "pyfarm_docker", "build", str(project),
-                             "--base", DEBIAN, "--network", "none", "-t", TAG],
+                             "--base", DEBIAN, "--network", "none", "-t", tag, *flags],
                             stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -125,3 +124,8 @@ def test_interrupted_build_leaves_nothing(tmp_path: Path, client: Any,
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130
     assert "interrupted" in proc.stderr.read()
+
+
+def test_interrupted_build_leaves_nothing(tmp_path: Path, client: Any,
+                                          nothing_left: None) -> None:
+    interrupt_while_tracing(_project(tmp_path, "import time\ntime.sleep(30)\nprint(1)\n"), TAG)

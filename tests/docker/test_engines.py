@@ -3,17 +3,21 @@ same files as Docker's; errors and interrupts leave nothing behind in podman eit
 
 from __future__ import annotations
 
-import signal
+import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pyfarm_docker import cli, engine
+from pyfarm_docker.appspec import load_case
+from pyfarm_docker.build import BuildOptions, run_build
+from pyfarm_docker.dockerfile import DockerfileOptions
 from pyfarm_docker.engine import Engine
 from pyfarm_docker.errors import BuildError
+from pyfarm_docker.oci import Layout
+from tests.docker.test_build_errors import interrupt_while_tracing
 from tests.docker.test_corpus_images import DEBIAN, build_case
 from tests.support.images import image_files
 from tests.support.paths import corpus_cases
@@ -35,6 +39,26 @@ def test_podman_image_matches_dockers(name: str, client: Any, podman: Engine) ->
     assert sorted(set(podman_files) ^ set(docker_files)) == []
     differ = [p for p in docker_files if docker_files[p] != podman_files[p]]
     assert differ == []
+
+
+def test_podman_writes_an_oci_layout_that_verifies(tmp_path: Path, podman: Engine,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (case,) = [c for c in corpus_cases() if c.name == "stdlib_tour"]
+    layout = tmp_path / "image"
+    tag = "pyfarm-test/oci-podman:1"
+    options = BuildOptions(project=case, tag=tag, verify=True, network="none", engine="podman",
+                           output=Layout("oci", layout), dockerfile=DockerfileOptions(
+                               spec=load_case(case), title=case.name, base=DEBIAN))
+    built = run_build(options, report=lambda _: None)
+    assert not _tagged(tag) and _tagged(f"{tag}-builder")
+    inspected = json.loads(subprocess.run(["skopeo", "inspect", f"oci:{layout}:1"],
+                                          capture_output=True, text=True, check=True).stdout)
+    assert inspected["Labels"]["org.opencontainers.image.title"] == "stdlib_tour"
+    assert cli.main(["verify", f"oci:{layout}", "--like", f"{tag}-builder",
+                     "--engine", "podman"]) == 0
+    assert f"oci:{layout} behaves like" in capsys.readouterr().err
+    config = json.loads((layout / "manifest.json").read_text())[0]["Config"]
+    assert config.endswith(built.image_id.split(":")[1])
 
 
 def test_auto_takes_podman_when_docker_does_not_answer(
@@ -78,16 +102,7 @@ def test_podman_build_failure_leaves_nothing(tmp_path: Path, podman: Engine,
 def test_interrupted_podman_build_leaves_nothing(tmp_path: Path, podman: Engine) -> None:
     before, services = _containers(), _services()
     (tmp_path / "app.py").write_text("import time\ntime.sleep(30)\nprint(1)\n")
-    proc = subprocess.Popen([sys.executable, "-m", "pyfarm_docker", "build", str(tmp_path),
-                             "--engine", "podman", "--base", DEBIAN, "--network", "none",
-                             "-t", TAG], stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "pyfarm-docker trace" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) == 130
-    assert "interrupted" in proc.stderr.read()
+    interrupt_while_tracing(tmp_path, TAG, "--engine", "podman")
     assert _containers() == before
     assert not _tagged(TAG)
     assert _services() == services
