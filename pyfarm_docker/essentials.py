@@ -47,7 +47,8 @@ def add_essentials(p: Planner, trace: dict[str, Any], loader: str) -> list[tuple
     p.text(PurePosixPath("etc/ld.so.conf"), "/" + str(p.under("ld_library_paths", "l")) + "\n",
            "runtime", "essential")
     p.directory(PurePosixPath("tmp"), "runtime", 0o1777)
-    p.directory(PurePosixPath("home/nonroot"), "runtime")
+    # The user's own, as in distroless: apps (matplotlib, pip caches) write below $HOME.
+    p.directory(PurePosixPath("home/nonroot"), "runtime", 0o700, owner=NONROOT)
     for path in _COPIED_AS_IS:
         if os.path.isfile(path):
             p.file(root_path(path), os.path.realpath(path), "runtime", "essential")

@@ -51,6 +51,8 @@ def _write(entry: Entry, target: Path) -> None:
     else:
         target.write_bytes(entry.content)
     os.chmod(target, entry.mode)
+    if entry.owner:
+        os.chown(target, entry.owner, entry.owner)  # the builder assembles as root
 
 
 def compile_pyc(python: str, root: Path, plan: Plan) -> None:

@@ -36,6 +36,7 @@ class Entry:
     target: str = ""
     content: bytes = b""
     mode: int = 0o644
+    owner: int = 0  # uid and gid
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,9 @@ class Planner:
         target = os.path.relpath(str(to), str(dest.parent))
         self.entries[dest] = Entry(dest, "link", layer, origin, target=target)
 
-    def directory(self, dest: PurePosixPath, layer: str, mode: int = 0o755) -> None:
-        self.add(Entry(dest, "dir", layer, "essential", mode=mode))
+    def directory(self, dest: PurePosixPath, layer: str, mode: int = 0o755,
+                  owner: int = 0) -> None:
+        self.add(Entry(dest, "dir", layer, "essential", mode=mode, owner=owner))
 
     def tree(self, source: Path, dest: PurePosixPath, layer: str, origin: str,
              skip: frozenset[str] = _SKIP_NAMES, keep_links: bool = False) -> None:

@@ -45,6 +45,14 @@ def test_runs_read_only_without_capabilities(client: Any, base_images: list[str]
     assert client.images.get(built.tag).attrs["Config"]["User"] == "65532:65532"
 
 
+def test_home_is_writable_by_the_user(client: Any, base_images: list[str]) -> None:
+    built = build_case(_case("stdlib_tour"), DEBIAN)
+    code = "import pathlib; p = pathlib.Path.home() / 'n'; p.write_text('ok'); print(p)"
+    out = client.containers.run(built.tag, ["-c", code], entrypoint=["/app/python/bin/python"],
+                                network_mode="none", remove=True)
+    assert out == b"/home/nonroot/n\n"
+
+
 def test_nothing_from_the_builder_reaches_the_image(client: Any, base_images: list[str]) -> None:
     built = build_case(_case("flask_server"), DEBIAN)
     paths = _paths(client, built.tag)

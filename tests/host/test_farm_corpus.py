@@ -81,6 +81,17 @@ def test_every_loaded_object_resolves_inside_the_farm(
         assert all(p.startswith("/app/") for p in resolved), done.stdout
 
 
+def test_home_is_the_nonroot_users_own(farmed: tuple[Path, Path, Path, dict[str, object]]
+                                       ) -> None:
+    _, root, _, _ = farmed
+    home = (root / "home/nonroot").stat()
+    assert (home.st_uid, home.st_gid, home.st_mode & 0o7777) == (65532, 65532, 0o700)
+    code = "import pathlib; p = pathlib.Path.home() / 'note'; p.write_text('ok'); print(p)"
+    done = emptyroot.run(root, ["/app/python/bin/python", "-c", code])
+    (root / "home/nonroot/note").unlink(missing_ok=True)
+    assert (done.returncode, done.stdout) == (0, "/home/nonroot/note\n"), done.stderr
+
+
 def test_manifest_describes_every_file(farmed: tuple[Path, Path, Path, dict[str, object]]
                                        ) -> None:
     _, root, _, _ = farmed
