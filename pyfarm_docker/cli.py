@@ -232,7 +232,7 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("generate", help="write the Dockerfile (and helpers) to commit",
                        description="Write a Dockerfile and its helpers into the project, "
-                       "to build with plain `docker build`.")
+                       "to build with plain `docker build` or `podman build`.")
     _add_app_arguments(p)
     p.add_argument("-o", "--output", type=Path,
                    help="helpers directory inside the project (default PROJECT/.pyfarm)")

@@ -54,9 +54,14 @@ def _read_pyproject(project: Path) -> dict[str, Any]:
 
 def _split_path(flags: Flags) -> tuple[Path, tuple[str, ...] | None]:
     path = flags.path
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}",
+                         "check the permissions of it and its directories") from None
+    if not exists:
         raise UsageError(f"{path} does not exist", "give the app's script or its directory")
-    if path.is_file():
+    if is_file:
         if flags.module:
             raise UsageError("give either a script or -m MODULE, not both")
         return path.parent.resolve(), (path.name,)

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 
 from pyfarm_docker import cli
-from pyfarm_docker.errors import BuildError, UsageError
+from pyfarm_docker.errors import BuildError, DockerError, UsageError
 from tests.docker.test_corpus_images import DEBIAN
 
 pytestmark = pytest.mark.docker
@@ -76,6 +76,30 @@ def test_base_image_without_python(tmp_path: Path, client: Any,
         client.images.remove("pyfarm-test/nopython:1", force=True)
     assert code == UsageError.exit_code
     assert "has no working python3" in err
+
+
+def _as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user outside the docker group (root passes every permission check)."""
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-m", "pyfarm_docker", *argv],
+                          capture_output=True, text=True, check=False)
+
+
+def test_no_permission_on_the_docker_socket() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        Path(tmp, "app.py").write_text("print(1)\n")
+        done = _as_nobody("build", f"{tmp}/app.py", "--engine", "docker", "-t", TAG)
+    assert done.returncode == DockerError.exit_code, done.stderr
+    assert done.stderr.startswith("ERROR: permission denied on the Docker socket")
+    assert "docker group" in done.stderr
+
+
+def test_unreadable_app(tmp_path: Path) -> None:
+    _project(tmp_path, "print(1)\n")  # pytest's tmp dirs are root's, mode 0700
+    done = _as_nobody("build", str(tmp_path / "app.py"), "--engine", "docker", "-t", TAG)
+    assert done.returncode == UsageError.exit_code, done.stderr
+    assert done.stderr.startswith(f"ERROR: cannot read {tmp_path / 'app.py'}: Permission denied")
 
 
 def test_malformed_requirements(tmp_path: Path, capsys: pytest.CaptureFixture[str],
