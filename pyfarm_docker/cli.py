@@ -174,7 +174,8 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("report", help="show where an image's bytes go",
                        description="Bytes by origin, the largest files, what --prune would "
                        "save and soname conflicts, from the farm's manifest.")
-    p.add_argument("target", help="an image built by pyfarm-docker, or an assemble output dir")
+    p.add_argument("target", help="an image built by pyfarm-docker, an OCI layout (oci:DIR, "
+                   "tar:FILE) or an assemble output dir")
     _add_engine(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--html", type=Path, metavar="FILE",

@@ -224,14 +224,46 @@ def _unpacked(source: Layout, tmp: Path) -> Path:
     return layout
 
 
-def _loadable(layout: Path, name: str, out: Path) -> None:
-    """A docker-archive view of the layout (its blobs plus a manifest.json naming
-    ``name``), which both Docker's and podman's load API accept."""
+def _image_manifest(layout: Path) -> dict[str, Any]:
     manifests = json.loads((layout / "index.json").read_text())["manifests"]
     if len(manifests) != 1 or manifests[0].get("mediaType", MANIFEST) != MANIFEST:
         raise UsageError(f"{layout} holds {len(manifests)} entries, not one image manifest",
                          "give a layout with a single image")
-    manifest = json.loads((layout / _blob_name(manifests[0]["digest"])).read_bytes())
+    manifest: dict[str, Any] = json.loads((layout / _blob_name(manifests[0]["digest"]))
+                                          .read_bytes())
+    return manifest
+
+
+def labeled_file(source: Layout, label: str) -> bytes:
+    """The file of the image whose path the config label ``label`` gives, read from the
+    top-most layer that has it: no engine needed."""
+    with tempfile.TemporaryDirectory(prefix="pyfarm-read-") as tmp:
+        layout = _unpacked(source, Path(tmp))
+        manifest = _image_manifest(layout)
+        config = json.loads((layout / _blob_name(manifest["config"]["digest"])).read_bytes())
+        path = (config.get("config", {}).get("Labels") or {}).get(label)
+        if path is None:
+            raise UsageError(f"{source} has no {label} label", "was it built by pyfarm-docker?")
+        for layer in reversed(manifest["layers"]):
+            with tarfile.open(layout / _blob_name(layer["digest"])) as tar:
+                data = _find(tar, path.lstrip("/"))
+            if data is not None:
+                return data
+    raise UsageError(f"{source} has no {path}")
+
+
+def _find(tar: tarfile.TarFile, name: str) -> bytes | None:
+    for member in tar:
+        if member.name.lstrip("./") == name and member.isfile():
+            stream = tar.extractfile(member)
+            return stream.read() if stream is not None else None
+    return None
+
+
+def _loadable(layout: Path, name: str, out: Path) -> None:
+    """A docker-archive view of the layout (its blobs plus a manifest.json naming
+    ``name``), which both Docker's and podman's load API accept."""
+    manifest = _image_manifest(layout)
     names = [_blob_name(manifest["config"]["digest"])]
     names += [_blob_name(d["digest"]) for d in manifest["layers"]]
     with tarfile.open(out, "w") as tar:

@@ -17,7 +17,14 @@ TOP = 20
 
 
 def load_manifest(target: str, engine_choice: str = "auto") -> dict[str, Any]:
-    """From a farm directory (assemble's output, layered or not) or a local image."""
+    """From a farm directory (assemble's output, layered or not), an OCI layout
+    (``oci:DIR``, ``tar:FILE``) or an image in the engine."""
+    from . import oci
+
+    if oci.is_layout(target):
+        data = oci.labeled_file(oci.Layout.parse(target), MANIFEST_LABEL)
+        from_layout: dict[str, Any] = json.loads(data)
+        return from_layout
     path = Path(target)
     if path.is_dir():
         found = sorted(path.glob("*/.pyfarm/manifest.json")) + sorted(

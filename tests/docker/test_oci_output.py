@@ -15,6 +15,7 @@ from pyfarm_docker.appspec import load_case
 from pyfarm_docker.build import BuildOptions, BuildResult, run_build
 from pyfarm_docker.dockerfile import DockerfileOptions
 from pyfarm_docker.engine import Engine
+from pyfarm_docker.errors import UsageError
 from pyfarm_docker.oci import Layout
 from tests.docker.test_corpus_images import DEBIAN
 from tests.support.images import image_files, tree_files
@@ -60,6 +61,14 @@ def test_oci_dir_is_valid_and_verifies(tmp_path: Path, client: Any, base_images:
     assert cli.main(["verify", f"oci:{layout}", "--like", f"{TAG}-builder"]) == 0
     assert f"oci:{layout} behaves like" in capsys.readouterr().err
     assert _loaded_names(client) == []
+
+    assert cli.main(["report", f"oci:{layout}", "--json"]) == 0
+    from_layout = json.loads(capsys.readouterr().out)
+    assert cli.main(["report", f"{TAG}-builder", "--json"]) == UsageError.exit_code
+    capsys.readouterr()
+    assert cli.main(["report", built.image_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == from_layout
+    assert from_layout["files"] > 1000
 
 
 def test_oci_tar_runs_in_docker_and_podman(tmp_path: Path, client: Any, podman: Engine) -> None:
