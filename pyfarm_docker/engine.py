@@ -105,6 +105,17 @@ def connect(host: str | None = None) -> Any:
     return client
 
 
+def label(labels: dict[str, str] | None, name: str, image: str) -> str:
+    """The value of label ``name`` among ``image``'s labels; images not made here lack it."""
+    if not labels or name not in labels:
+        raise UsageError(f"{image} has no {name} label", "was it built by pyfarm-docker?")
+    return labels[name]
+
+
+def image_label(client: Any, image: str, name: str) -> str:
+    return label(client.images.get(image).attrs["Config"].get("Labels"), name, image)
+
+
 def require_image(client: Any, name: str, role: str) -> None:
     try:
         client.images.get(name)

@@ -234,16 +234,16 @@ def _image_manifest(layout: Path) -> dict[str, Any]:
     return manifest
 
 
-def labeled_file(source: Layout, label: str) -> bytes:
-    """The file of the image whose path the config label ``label`` gives, read from the
+def labeled_file(source: Layout, name: str) -> bytes:
+    """The file of the image whose path the config label ``name`` gives, read from the
     top-most layer that has it: no engine needed."""
+    from .engine import label
+
     with tempfile.TemporaryDirectory(prefix="pyfarm-read-") as tmp:
         layout = _unpacked(source, Path(tmp))
         manifest = _image_manifest(layout)
         config = json.loads((layout / _blob_name(manifest["config"]["digest"])).read_bytes())
-        path = (config.get("config", {}).get("Labels") or {}).get(label)
-        if path is None:
-            raise UsageError(f"{source} has no {label} label", "was it built by pyfarm-docker?")
+        path = label(config.get("config", {}).get("Labels"), name, str(source))
         for layer in reversed(manifest["layers"]):
             with tarfile.open(layout / _blob_name(layer["digest"])) as tar:
                 data = _find(tar, path.lstrip("/"))

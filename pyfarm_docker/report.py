@@ -41,18 +41,9 @@ def _image_manifest(image: str, engine_choice: str) -> dict[str, Any]:
     from . import engine
 
     with engine.session(engine_choice) as eng:
-        return _read_manifest(eng.client, image)
-
-
-def _read_manifest(client: Any, image: str) -> dict[str, Any]:
-    from . import engine
-
-    engine.require_image(client, image, "image")
-    labels = client.images.get(image).attrs["Config"].get("Labels") or {}
-    if MANIFEST_LABEL not in labels:
-        raise UsageError(f"{image} has no {MANIFEST_LABEL} label",
-                         "was it built by pyfarm-docker?")
-    manifest: dict[str, Any] = json.loads(engine.read_file(client, image, labels[MANIFEST_LABEL]))
+        engine.require_image(eng.client, image, "image")
+        path = engine.image_label(eng.client, image, MANIFEST_LABEL)
+        manifest: dict[str, Any] = json.loads(engine.read_file(eng.client, image, path))
     return manifest
 
 

@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterator
 
 from . import probe as http
 from .appspec import SPEC_LABEL, AppSpec, from_mapping
-from .engine import Engine
-from .errors import UsageError, VerifyError
+from .engine import Engine, image_label
+from .errors import VerifyError
 
 # Ryuk (testcontainers' reaper) is an image no registry here can give: we clean up ourselves.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -53,10 +53,7 @@ class _Run:
 
 
 def spec_from_image(client: Any, image: str) -> AppSpec:
-    labels = client.images.get(image).attrs["Config"].get("Labels") or {}
-    if SPEC_LABEL not in labels:
-        raise UsageError(f"{image} has no {SPEC_LABEL} label", "was it built by pyfarm-docker?")
-    return from_mapping(json.loads(labels[SPEC_LABEL]), f"label of {image}")
+    return from_mapping(json.loads(image_label(client, image, SPEC_LABEL)), f"label of {image}")
 
 
 @contextlib.contextmanager
