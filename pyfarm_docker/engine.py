@@ -71,21 +71,17 @@ def session(choice: str = "auto") -> Iterator[Engine]:
     """The engine to use: ``auto`` takes Docker when its daemon answers, else podman."""
     if choice not in ENGINES:
         raise UsageError(f"unknown engine {choice!r}", f"use one of {', '.join(ENGINES)}")
-    client = _docker_or_none() if choice in ("auto", "docker") else None
-    if client is not None:
-        yield Engine("docker", client)
-        return
-    if choice == "docker" or not podman.installed():
-        connect()  # raises the DockerError that says what to do
+    if choice != "podman":
+        try:
+            client = connect()
+        except DockerError:
+            if choice == "docker" or not podman.installed():
+                raise
+        else:  # outside the try: errors of the caller's block are not Docker's
+            yield Engine("docker", client)
+            return
     with podman.service() as host:
         yield Engine("podman", connect(host), host)
-
-
-def _docker_or_none() -> Any:
-    try:
-        return connect()
-    except DockerError:
-        return None
 
 
 def connect(host: str | None = None) -> Any:

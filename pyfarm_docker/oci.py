@@ -254,7 +254,9 @@ def labeled_file(source: Layout, name: str) -> bytes:
 
 def _find(tar: tarfile.TarFile, name: str) -> bytes | None:
     for member in tar:
-        if member.name.lstrip("./") == name and member.isfile():
+        # "./app/x" or "app/x"; lstrip("./") would also eat a leading dot of ".x".
+        plain = member.name[2:] if member.name.startswith("./") else member.name
+        if plain == name and member.isfile():
             stream = tar.extractfile(member)
             return stream.read() if stream is not None else None
     return None
