@@ -19,11 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pyfarm_docker import engine, report, wheelhouse
-from pyfarm_docker import probe as http
-from pyfarm_docker.appspec import AppSpec, load_case
-from pyfarm_docker.build import BuildOptions, BuildResult, run_build
-from pyfarm_docker.dockerfile import DockerfileOptions
+from pyfarm_docker import serve
+from pyfarm_docker.documents.spec import AppSpec
+from pyfarm_docker.driver import engine, report, wheelhouse
+from pyfarm_docker.driver.dockerfile import DockerfileOptions
+from pyfarm_docker.driver.imagebuild import BuildOptions, BuildResult, build_image
+from pyfarm_docker.driver.settings import Flags, resolve
+from pyfarm_docker.driver.target import Target
+from pyfarm_docker.runtime import BUILDER_PYTHON, BUILDER_SOURCE, LAYERS
 
 HERE = Path(__file__).resolve().parent
 BASE = "local/python:3.11-bookworm"
@@ -69,11 +72,11 @@ def step_seconds(lines: list[str], word: str) -> float | None:
     return None
 
 
-def build(case: Path, spec: AppSpec, tag: str, no_cache: bool) -> tuple[BuildResult, list[str]]:
+def build(case: Path, tag: str, no_cache: bool) -> tuple[BuildResult, list[str]]:
     lines: list[str] = []
-    options = BuildOptions(project=case, tag=tag, network="none", verify=True, no_cache=no_cache,
-                           dockerfile=DockerfileOptions(spec=spec, title=case.name, base=BASE))
-    return run_build(options, report=lines.append), lines
+    options = BuildOptions(DockerfileOptions(resolve(Flags(path=case, base=BASE))), tag=tag,
+                           network="none", verify=True, no_cache=no_cache)
+    return build_image(options, report=lines.append), lines
 
 
 def touched_bytes(client: Any, builder: str) -> int:
@@ -97,7 +100,7 @@ def first_line_ms(argv: list[str], port: int | None) -> float:
         if port is None:
             proc.stdout.readline()
         else:
-            http.wait_for_port(port, started + 60, lambda: proc.poll() is None)
+            serve.wait_for_port(port, started + 60, lambda: proc.poll() is None)
         return (time.monotonic() - started) * 1000
     finally:
         # Killing `docker run` leaves its container running: remove it by name.
@@ -109,8 +112,8 @@ def first_line_ms(argv: list[str], port: int | None) -> float:
 def startup(image: str, builder: str, spec: AppSpec) -> tuple[float, float]:
     net = ["--network", "host" if spec.kind == "server" else "none"]
     final = ["docker", "run", "--rm", *net, image]
-    plain = ["docker", "run", "--rm", *net, "-w", "/src", "--entrypoint",
-             "/opt/venv/bin/python", builder, *spec.entry, *spec.checked_args]
+    plain = ["docker", "run", "--rm", *net, "-w", str(BUILDER_SOURCE), "--entrypoint",
+             str(BUILDER_PYTHON), builder, *spec.entry, *spec.checked_args]
     f = statistics.median(first_line_ms(final, spec.port) for _ in range(RUNS))
     b = statistics.median(first_line_ms(plain, spec.port) for _ in range(RUNS))
     return b, f
@@ -118,8 +121,7 @@ def startup(image: str, builder: str, spec: AppSpec) -> tuple[float, float]:
 
 
 
-def peer_context(case: Path, spec: AppSpec, python: str, glibc: tuple[int, int],
-                 extra: list[str]) -> Path:
+def peer_context(case: Path, spec: AppSpec, target: Target, extra: list[str]) -> Path:
     ctx = Path(tempfile.mkdtemp(prefix="pyfarm-bench-"))
     shutil.copytree(case, ctx / "app")
     requirements = case / "requirements.txt"
@@ -128,11 +130,11 @@ def peer_context(case: Path, spec: AppSpec, python: str, glibc: tuple[int, int],
     wheels.mkdir()
     cache = Path.home() / ".cache/pyfarm-docker/bench-wheels" / f"{case.name}-{'-'.join(extra)}"
     args = ["-r", str(requirements), *extra] if requirements.read_text().strip() or extra else []
-    for wheel in wheelhouse.download(args, cache, python, glibc):
+    for wheel in wheelhouse.download(args, cache, target):
         shutil.copy(wheel, wheels / wheel.name)
     (ctx / "debs").mkdir()
     if extra:
-        subprocess.run(["apt-get", "download", "-qq", *_BINUTILS, f"libpython{python}"],
+        subprocess.run(["apt-get", "download", "-qq", *_BINUTILS, f"libpython{target.python}"],
                        cwd=ctx / "debs", check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     if spec.module:
@@ -144,15 +146,15 @@ def peer_context(case: Path, spec: AppSpec, python: str, glibc: tuple[int, int],
 def peer_image(client: Any, ctx: Path, dockerfile: str, tag: str) -> str:
     (ctx / "Dockerfile").write_text(dockerfile)
     tracker = engine.StepTracker(lambda _: None)
-    image = engine.build(client, ctx, "Dockerfile", tracker, network="none")
+    image = engine.build_stage(client, ctx, "Dockerfile", tracker, network="none")
     engine.tag(client, image, tag)
     return tag
 
 
 def peers(client: Any, case: Path, spec: AppSpec) -> dict[str, int | None]:
     base = engine.probe_base(client, BASE)
-    ctx = peer_context(case, spec, base.python, base.glibc, [])
-    pyi_ctx = peer_context(case, spec, base.python, base.glibc, ["pyinstaller"])
+    ctx = peer_context(case, spec, base, [])
+    pyi_ctx = peer_context(case, spec, base, ["pyinstaller"])
     try:
         slim = peer_image(client, ctx, _SLIM.format(base=BASE), f"pyfarm-bench/slim-{case.name}")
         script = "_entry.py" if spec.module else spec.entry[0]
@@ -176,25 +178,24 @@ def incremental(case: Path, spec: AppSpec, before: BuildResult) -> int:
         shutil.copytree(case, copy)
         target = copy / (spec.entry[0] if not spec.module else f"{spec.module}/__main__.py")
         target.write_text(target.read_text() + "# edited\n")
-        after, _ = build(copy, spec, "pyfarm-bench/edited", no_cache=False)
+        after, _ = build(copy, "pyfarm-bench/edited", no_cache=False)
     client = engine.connect()
     old = client.images.get(before.image_id).attrs["RootFS"]["Layers"]
     new = client.images.get(after.image_id).attrs["RootFS"]["Layers"]
     manifest = report.load_manifest(after.tag)
     changed = {n for n, (a, b) in enumerate(zip(old, new)) if a != b}
-    layers = ("runtime", "big", "packages", "app")
-    return sum(f["size"] for f in manifest["files"] if layers.index(f["layer"]) in changed)
+    return sum(f.size for f in manifest.files if LAYERS.index(f.layer) in changed)
 
 
 def bench_case(case: Path) -> dict[str, Any]:
     client = engine.connect()
-    spec = load_case(case)
+    spec = resolve(Flags(path=case, base=BASE)).spec
     tag = f"pyfarm-bench/{case.name.replace('_', '-')}"
     log(f"{case.name}: cold build")
-    cold, lines = build(case, spec, tag, no_cache=True)
+    cold, lines = build(case, tag, no_cache=True)
     log(f"{case.name}: warm build")
     warm_started = time.monotonic()
-    build(case, spec, tag, no_cache=False)
+    build(case, tag, no_cache=False)
     warm_s = time.monotonic() - warm_started
     assert cold.builder_tag is not None
     summary = report.summarize(report.load_manifest(tag))

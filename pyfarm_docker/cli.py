@@ -3,171 +3,52 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
+import importlib
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-from . import __version__
+from . import __version__, defaults, serve
 from .errors import PyfarmError, UsageError
 
-Handler = Callable[[argparse.Namespace], int]
+# Each command's handler, imported when the command runs: the builder stage installs
+# only the builder half's requirements, so the driver's (docker, jinja2) may be missing.
+HANDLERS = {
+    "trace": ("pyfarm_docker.builder.commands", "trace"),
+    "assemble": ("pyfarm_docker.builder.commands", "assemble_farm"),
+    "build": ("pyfarm_docker.driver.commands", "build"),
+    "generate": ("pyfarm_docker.driver.commands", "generate"),
+    "verify": ("pyfarm_docker.driver.commands", "verify_image"),
+    "report": ("pyfarm_docker.driver.commands", "report_image"),
+}
+PROBE_METAVAR = "'METHOD /path [STATUS] [JSON]'"
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
+    """Progress and diagnostics go to stderr; stdout is for what a command produces."""
     print(message, file=sys.stderr, flush=True)
 
 
-def _epoch() -> int:
+def epoch() -> int:
+    """SOURCE_DATE_EPOCH, the mtime of every file in the farm."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "0")
-    if not value.isdigit():
-        raise UsageError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds")
+    if not value.isdigit() or int(value) >= 2**32:
+        raise UsageError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds "
+                         "before 2106")
     return int(value)
 
 
-def cmd_trace(args: argparse.Namespace) -> int:
-    from .probe import Probe
-    from .trace import TraceOptions, run_trace
-
-    command = tuple(args.command[1:] if args.command[:1] == ["--"] else args.command)
-    options = TraceOptions(
-        command=command, output=args.output, cwd=args.cwd, timeout=args.timeout,
-        port=args.port, probes=tuple(Probe.parse(p) for p in args.probe),
-        ready_timeout=args.ready_timeout, allowed_exit_codes=frozenset({0, *args.allow_exit_code}),
-    )
-    trace = run_trace(options, stderr=sys.stderr.buffer)
-    _say(f"traced {len(trace['processes'])} process(es): {len(trace['imports'])} imports, "
-         f"{len(trace['mapped'])} mapped files, {len(trace['distributions'])} distributions "
-         f"-> {args.output}")
-    return 0
-
-
-def cmd_assemble(args: argparse.Namespace) -> int:
-    from . import patch
-    from .assemble import AssembleOptions, assemble, load_trace, make_plan
-
-    options = AssembleOptions(trace=args.trace, output=args.output, prefix=args.prefix,
-                              strict=args.strict, prune=args.prune, force=args.force,
-                              layers=args.layers,
-                              epoch=_epoch())
-    if args.dry_run:
-        plan = make_plan(load_trace(args.trace), options)
-        kinds = [e.kind for e in plan.entries]
-        print(f"{kinds.count('file') + kinds.count('text')} files, {kinds.count('link')} links")
-        print("\n".join(patch.describe(plan.rpaths)))
-        return 0
-    doc = assemble(options)
-    for warning in doc["warnings"]:
-        _say(f"warning: {warning}")
-    for conflict in doc["conflicts"]:
-        _say(f"warning: soname conflict {conflict['soname']}: {sorted(conflict['files'])}")
-    total = sum(f["size"] for f in doc["files"])
-    _say(f"assembled {len(doc['files'])} files, {total / 1e6:.1f} MB -> {args.output}")
-    return 0
-
-
-def _flags(args: argparse.Namespace) -> Any:
-    from .config import Flags
-
-    return Flags(path=args.path, module=args.module,
-                 args=tuple(args.arg) if args.arg is not None else None,
-                 port=args.port, probes=tuple(args.probe), base=args.base, final=args.final,
-                 prefix=args.prefix, prune=args.prune, debug=args.debug)
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from . import config, context
-    from .dockerfile import render
-
-    project, options = config.resolve(_flags(args))
-    options = replace(options, syntax=_syntax(args.syntax))
-    if args.dockerfile_only:
-        print(render(context.project_options(project, options)), end="")
-        return 0
-    target = context.Target(args.python, _glibc(args.glibc))
-    wheels = sorted(args.wheelhouse.glob("*.whl")) if args.wheelhouse else None
-    if args.download:
-        wheels = context.download_wheels(project, target)
-    dockerfile = context.generate(project, options, args.output or project / ".pyfarm",
-                                  target, wheels, args.force)
-    docker = "DOCKER_BUILDKIT=1 docker" if args.syntax == "buildkit" else "docker"
-    flags = f"-f {dockerfile.relative_to(project)} -t IMAGE {project}"
-    _say(f"wrote {dockerfile}; build it with:\n  {docker} build {flags}\n"
-         f"  podman build {flags}")
-    return 0
-
-
-def _syntax(text: str) -> str:
-    from .dockerfile import SYNTAXES
-
-    if text not in SYNTAXES:
-        raise UsageError(f"unknown --syntax {text!r}", f"use one of {', '.join(SYNTAXES)}")
-    return text
-
-
-def _glibc(text: str) -> tuple[int, int]:
-    major, _, minor = text.partition(".")
-    if not (major.isdigit() and minor.isdigit()):
-        raise UsageError(f"--glibc {text!r} is not MAJOR.MINOR", "e.g. --glibc 2.36")
-    return int(major), int(minor)
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    from . import config, oci
-    from .build import BuildOptions, run_build
-
-    project, options = config.resolve(_flags(args))
-    output = oci.Layout.parse(args.output) if args.output else None
-    result = run_build(
-        BuildOptions(project=project, dockerfile=options, tag=args.tag, network=args.network,
-                     wheelhouse=args.wheelhouse, download=not args.no_download,
-                     verify=args.verify, no_cache=args.no_cache, source_date_epoch=_epoch(),
-                     engine=args.engine, output=output, sbom=args.sbom),
-        report=_say, log=_say if args.verbose else None,
-    )
-    where = f" -> {output}" if output else ""
-    _say(f"built {result.tag} ({result.image_id[7:19]}) with {result.engine} in "
-         f"{result.seconds:.0f}s: {result.final_bytes / 1e6:.1f} MB{where}")
-    builder = f" ({result.builder_tag})" if result.builder_tag else ""
-    _say(f"builder stage{builder}: {result.builder_bytes / 1e6:.1f} MB; the image is "
-         f"{result.final_bytes / result.builder_bytes:.0%} of it")
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from . import engine, verify
-
-    with engine.session(args.engine) as eng, contextlib.ExitStack() as stack:
-        image, like = (_local_image(eng, stack, name) for name in (args.image, args.like))
-        spec = verify.spec_from_image(eng.client, image)
-        verdict = verify.check_or_raise(eng, image, like, spec, _say)
-    _say(f"{args.image} behaves like {args.like} "
-         f"(run {verdict.final_ms:.0f} ms vs {verdict.builder_ms:.0f} ms)")
-    return 0
-
-
-def _local_image(eng: Any, stack: contextlib.ExitStack, name: str) -> str:
-    """An image name the engine knows: OCI layouts are loaded for the stack's lifetime."""
-    from . import engine, oci
-
-    if oci.is_layout(name):
-        return stack.enter_context(oci.loaded(eng.client, oci.Layout.parse(name)))
-    engine.require_image(eng.client, name, "image")
-    return name
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from . import report
-
-    summary = report.summarize(report.load_manifest(args.target, args.engine))
-    if args.html:
-        args.html.write_text(report.to_html(summary, args.target))
-        _say(f"treemap -> {args.html}")
-    print(json.dumps(summary, indent=1) if args.json else report.table(summary))
-    return 0
+def _handler(name: str) -> Callable[[argparse.Namespace], int]:
+    module_name, function = HANDLERS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"'{name}' needs {exc.name}, which is not installed",
+                         "this install has only the builder stage's requirements; "
+                         "pip install pyfarm-docker for the whole tool") from None
+    handler: Callable[[argparse.Namespace], int] = getattr(module, function)
+    return handler
 
 
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -180,7 +61,7 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--html", type=Path, metavar="FILE",
                    help="also write a self-contained HTML treemap")
-    p.set_defaults(handler=cmd_report)
+    p.set_defaults(command_name="report")
 
 
 def _add_app_arguments(p: argparse.ArgumentParser) -> None:
@@ -189,11 +70,12 @@ def _add_app_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arg", action="append", metavar="ARG",
                    help="argument for the app, traced and baked into CMD (repeatable)")
     p.add_argument("--port", type=int, help="the app is a server on 127.0.0.1:PORT")
-    p.add_argument("--probe", action="append", default=[], metavar="'METHOD /path [JSON]'",
+    p.add_argument("--probe", action="append", default=[], metavar=PROBE_METAVAR,
                    help="request the server must answer while traced and verified")
-    p.add_argument("--base", help="builder base image (default python:3.12-slim)")
-    p.add_argument("--final", help="final base image (default scratch)")
-    p.add_argument("--prefix", help="where the farm lives in the image (default /app)")
+    p.add_argument("--base", help=f"builder base image (default {defaults.BASE})")
+    p.add_argument("--final", help=f"final base image (default {defaults.FINAL})")
+    p.add_argument("--prefix",
+                   help=f"where the farm lives in the image (default {defaults.PREFIX})")
     p.add_argument("--wheelhouse", type=Path,
                    help="directory of wheels: the builder installs offline from it")
     p.add_argument("--prune", action="store_true",
@@ -227,7 +109,7 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--verify", action="store_true",
                    help="also build the builder stage and check the image behaves like it")
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole build log")
-    p.set_defaults(handler=cmd_build)
+    p.set_defaults(command_name="build")
 
 
 def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -237,10 +119,12 @@ def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _add_app_arguments(p)
     p.add_argument("-o", "--output", type=Path,
                    help="helpers directory inside the project (default PROJECT/.pyfarm)")
-    p.add_argument("--python", default="3.12",
-                   help="Python version of the base image, for the wheels (default 3.12)")
-    p.add_argument("--glibc", default="2.36",
-                   help="glibc version of the base image, for the wheels (default 2.36)")
+    p.add_argument("--python", default=defaults.PYTHON,
+                   help=f"Python version of the base image, for the wheels "
+                   f"(default {defaults.PYTHON})")
+    p.add_argument("--glibc", default=defaults.GLIBC_TEXT,
+                   help=f"glibc version of the base image, for the wheels "
+                   f"(default {defaults.GLIBC_TEXT})")
     p.add_argument("--download", action="store_true",
                    help="download the app's wheels now, so the Dockerfile builds offline")
     p.add_argument("--force", action="store_true", help="replace a non-empty output dir")
@@ -250,7 +134,7 @@ def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    help="portable (default): Docker's legacy builder, BuildKit and podman all "
                    "build it; buildkit: RUN --mount keeps wheels and pip's cache out of the "
                    "layers (BuildKit or podman only)")
-    p.set_defaults(handler=cmd_generate)
+    p.set_defaults(command_name="generate")
 
 
 def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -260,33 +144,39 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("image", help="the image: a name, or an OCI layout (oci:DIR, tar:FILE)")
     p.add_argument("--like", required=True, metavar="BUILDER", help="the builder image")
     _add_engine(p)
-    p.set_defaults(handler=cmd_verify)
+    p.set_defaults(command_name="verify")
 
 
 def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("trace", help="run the app and record what it uses",
                        description="Run a Python command under the tracer and write trace.json.")
-    p.add_argument("-o", "--output", type=Path, default=Path("trace.json"))
+    p.add_argument("-o", "--output", type=Path, default=Path("trace.json"),
+                   help="where to write the trace (default trace.json)")
+    p.add_argument("--spec", type=Path, metavar="FILE",
+                   help="the app spec (JSON: entry, args, port, probes); the command after "
+                   "-- is then only the interpreter")
     p.add_argument("--cwd", type=Path, help="directory to run the command in")
     p.add_argument("--timeout", type=float, default=600, help="seconds a script may run")
     p.add_argument("--port", type=int, help="the app is a server listening on 127.0.0.1:PORT")
-    p.add_argument("--probe", action="append", default=[], metavar="'METHOD /path [JSON]'",
+    p.add_argument("--probe", action="append", default=[], metavar=PROBE_METAVAR,
                    help="request to send to a server before stopping it (repeatable)")
-    p.add_argument("--ready-timeout", type=float, default=60,
+    p.add_argument("--ready-timeout", type=float, default=serve.READY_TIMEOUT,
                    help="seconds to wait for a server's port")
     p.add_argument("--allow-exit-code", type=int, action="append", default=[], metavar="N",
                    help="exit status that still counts as success (repeatable)")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="-- python app.py ARGS")
-    p.set_defaults(handler=cmd_trace)
+    p.add_argument("command", nargs=argparse.REMAINDER,
+                   help="-- python app.py ARGS (with --spec: -- python)")
+    p.set_defaults(command_name="trace")
 
 
 def _add_assemble(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("assemble", help="build the farm (a root filesystem) from a trace",
                        description="Turn trace.json into a self-contained root filesystem.")
-    p.add_argument("trace", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("--prefix", type=PurePosixPath, default=PurePosixPath("/app"),
-                   help="where the farm lives in the image (default /app)")
+    p.add_argument("trace", type=Path, help="trace.json written by 'pyfarm-docker trace'")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="directory to write the farm into (a root filesystem)")
+    p.add_argument("--prefix", type=PurePosixPath, default=defaults.PREFIX,
+                   help=f"where the farm lives in the image (default {defaults.PREFIX})")
     p.add_argument("--strict", action="store_true", help="soname conflicts are errors")
     p.add_argument("--prune", action="store_true",
                    help="leave out the .py files of used distributions that the run never read")
@@ -294,7 +184,7 @@ def _add_assemble(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--layers", action="store_true",
                    help="split the output into one directory per image layer")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
-    p.set_defaults(handler=cmd_assemble)
+    p.set_defaults(command_name="assemble")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -312,19 +202,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
+    name: str | None = getattr(args, "command_name", None)
+    if name is None:
         parser().print_help(sys.stderr)
         return 2
     try:
-        return handler(args)
+        return _handler(name)(args)
     except PyfarmError as exc:
-        _say(f"ERROR: {exc.message}")
+        say(f"ERROR: {exc.message}")
         if exc.hint:
-            _say(f"  hint: {exc.hint}")
+            say(f"  hint: {exc.hint}")
         return exc.exit_code
     except KeyboardInterrupt:
-        _say("ERROR: interrupted")
+        say("ERROR: interrupted")
         return 130
 
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import docker
 import pytest
 
-from pyfarm_docker import engine
+from pyfarm_docker.driver import engine
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 SCRIPT = SCRIPTS / "make-base-image"

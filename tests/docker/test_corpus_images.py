@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from pyfarm_docker.appspec import load_case
-from pyfarm_docker.build import BuildOptions, BuildResult, run_build
-from pyfarm_docker.dockerfile import DockerfileOptions
+from pyfarm_docker.driver.imagebuild import BuildResult, build_image
+from tests.support.cases import build_options
 from tests.support.paths import corpus_cases
 
 pytestmark = pytest.mark.docker
@@ -21,12 +20,10 @@ CASES = corpus_cases()
 
 
 def build_case(case: Path, base: str, engine: str = "docker") -> BuildResult:
-    spec = load_case(case)
     suffix = "" if engine == "docker" else f"-{engine}"
     tag = f"pyfarm-test/{case.name.replace('_', '-')}:{base.split(':')[1]}{suffix}"
-    options = BuildOptions(project=case, tag=tag, verify=True, network="none", engine=engine,
-                           dockerfile=DockerfileOptions(spec=spec, title=case.name, base=base))
-    return run_build(options, report=lambda _: None)
+    options = build_options(case, tag, base, verify=True, network="none", engine=engine)
+    return build_image(options, report=lambda _: None)
 
 
 def _assert_packed(result: BuildResult, client: Any) -> None:

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from pyfarm_docker import cli, engine
-from pyfarm_docker.appspec import load_case
-from pyfarm_docker.build import BuildOptions, run_build
-from pyfarm_docker.dockerfile import DockerfileOptions
-from pyfarm_docker.engine import Engine
+from pyfarm_docker import cli
+from pyfarm_docker.driver import engine
+from pyfarm_docker.driver.engine import Engine
+from pyfarm_docker.driver.imagebuild import build_image
+from pyfarm_docker.driver.oci import Layout
 from pyfarm_docker.errors import BuildError
-from pyfarm_docker.oci import Layout
 from tests.docker.test_build_errors import interrupt_while_tracing
 from tests.docker.test_corpus_images import DEBIAN, build_case
+from tests.support.cases import build_options
 from tests.support.images import image_files
 from tests.support.paths import corpus_cases
 
@@ -46,10 +46,9 @@ def test_podman_writes_an_oci_layout_that_verifies(tmp_path: Path, podman: Engin
     (case,) = [c for c in corpus_cases() if c.name == "stdlib_tour"]
     layout = tmp_path / "image"
     tag = "pyfarm-test/oci-podman:1"
-    options = BuildOptions(project=case, tag=tag, verify=True, network="none", engine="podman",
-                           output=Layout("oci", layout), dockerfile=DockerfileOptions(
-                               spec=load_case(case), title=case.name, base=DEBIAN))
-    built = run_build(options, report=lambda _: None)
+    options = build_options(case, tag, DEBIAN, verify=True, network="none", engine="podman",
+                            output=Layout("oci", layout))
+    built = build_image(options, report=lambda _: None)
     assert not _tagged(tag) and _tagged(f"{tag}-builder")
     inspected = json.loads(subprocess.run(["skopeo", "inspect", f"oci:{layout}:1"],
                                           capture_output=True, text=True, check=True).stdout)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pyfarm_docker import cli
-from pyfarm_docker.engine import Engine
+from pyfarm_docker.driver.engine import Engine
 from tests.docker.test_corpus_images import DEBIAN
 from tests.support.paths import corpus_cases
 

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from pyfarm_docker.appspec import load_case
-from pyfarm_docker.build import BuildOptions, run_build
-from pyfarm_docker.dockerfile import DockerfileOptions
+from pyfarm_docker.driver.imagebuild import build_image
 from tests.docker.test_corpus_images import DEBIAN, build_case
+from tests.support.cases import build_options
 from tests.support.paths import corpus_cases
 
 pytestmark = pytest.mark.docker
@@ -68,11 +67,9 @@ def test_same_input_same_layers(client: Any, base_images: list[str]) -> None:
     case = _case("module_entry")
 
     def layers(tag: str) -> list[str]:
-        options = BuildOptions(project=case, tag=tag, network="none", no_cache=True,
-                               source_date_epoch=1700000000,
-                               dockerfile=DockerfileOptions(spec=load_case(case),
-                                                            title=case.name, base=DEBIAN))
-        result = run_build(options, report=lambda _: None)
+        options = build_options(case, tag, DEBIAN, network="none", no_cache=True,
+                                source_date_epoch=1700000000)
+        result = build_image(options, report=lambda _: None)
         return list(client.images.get(result.image_id).attrs["RootFS"]["Layers"])
 
     first, second = layers("pyfarm-test/repro:a"), layers("pyfarm-test/repro:b")
@@ -82,10 +79,9 @@ def test_same_input_same_layers(client: Any, base_images: list[str]) -> None:
 
 def test_debug_variant_adds_a_shell_on_top(client: Any, base_images: list[str]) -> None:
     case = _case("module_entry")
-    options = BuildOptions(project=case, tag="pyfarm-test/debugged:1", network="none",
-                           dockerfile=DockerfileOptions(spec=load_case(case), title=case.name,
-                                                        base=DEBIAN, debug=True))
-    result = run_build(options, report=lambda _: None)
+    options = build_options(case, "pyfarm-test/debugged:1", DEBIAN, {"debug": True},
+                            network="none")
+    result = build_image(options, report=lambda _: None)
     final = client.images.get(result.image_id).attrs["RootFS"]["Layers"]
     debug = client.images.get("pyfarm-test/debugged:1-debug").attrs["RootFS"]["Layers"]
     assert debug[:len(final)] == final and len(debug) == len(final) + 2

@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 
 from pyfarm_docker import cli
-from pyfarm_docker.appspec import load_case
-from pyfarm_docker.build import BuildOptions, BuildResult, run_build
-from pyfarm_docker.dockerfile import DockerfileOptions
-from pyfarm_docker.engine import Engine
+from pyfarm_docker.driver.engine import Engine
+from pyfarm_docker.driver.imagebuild import BuildResult, build_image
+from pyfarm_docker.driver.oci import Layout
 from pyfarm_docker.errors import UsageError
-from pyfarm_docker.oci import Layout
 from tests.docker.test_corpus_images import DEBIAN
+from tests.support.cases import build_options
 from tests.support.images import image_files, tree_files
 from tests.support.paths import corpus_cases
 
@@ -27,10 +26,9 @@ TAG = "pyfarm-test/oci-out:1"
 
 def _build(output: Layout) -> BuildResult:
     (case,) = [c for c in corpus_cases() if c.name == "stdlib_tour"]
-    options = BuildOptions(project=case, tag=TAG, verify=True, network="none", engine="docker",
-                           output=output, dockerfile=DockerfileOptions(
-                               spec=load_case(case), title=case.name, base=DEBIAN))
-    return run_build(options, report=lambda _: None)
+    options = build_options(case, TAG, DEBIAN, verify=True, network="none", engine="docker",
+                            output=output)
+    return build_image(options, report=lambda _: None)
 
 
 def _run(*argv: str) -> str:

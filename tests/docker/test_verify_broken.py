@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from pyfarm_docker import cli, verify
-from pyfarm_docker.engine import Engine
+from pyfarm_docker import cli
+from pyfarm_docker.driver import verify
+from pyfarm_docker.driver.engine import Engine
 from pyfarm_docker.errors import VerifyError
 from tests.docker.test_corpus_images import DEBIAN, build_case
 from tests.support.paths import corpus_cases

@@ -6,16 +6,21 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pyfarm_docker import cli, report
-from pyfarm_docker.appspec import load_case
-from pyfarm_docker.assemble import AssembleOptions, assemble
-from pyfarm_docker.trace import TraceOptions, run_trace
+from pyfarm_docker import cli
+from pyfarm_docker.builder.assemble import AssembleOptions, assemble
+from pyfarm_docker.builder.tracer import TraceOptions, run_trace, spec_command
+from pyfarm_docker.documents.manifest import Manifest
+from pyfarm_docker.documents.spec import AppSpec
+from pyfarm_docker.documents.trace import Trace
+from pyfarm_docker.driver import report
+from pyfarm_docker.runtime import Runtime
 from tests.support import corpusrun, emptyroot
+from tests.support.cases import case_settings
 from tests.support.paths import corpus_cases
 from tests.support.venvs import case_venv
 
@@ -24,33 +29,44 @@ pytestmark = pytest.mark.host
 CASES = corpus_cases()
 
 
+RUNTIME = Runtime()
+
+
+@dataclass(frozen=True)
+class Farmed:
+    """A corpus case traced in its venv and assembled into ``root``."""
+
+    app: Path
+    root: Path
+    python: Path
+    spec: AppSpec
+    trace: Trace
+    manifest: Manifest
+
+
 @pytest.fixture(scope="module", params=CASES, ids=[c.name for c in CASES])
-def farmed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> tuple[Path, Path, Path, dict[str, object]]:
+def farmed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Farmed:
     case: Path = request.param
     work = tmp_path_factory.mktemp(case.name)
     app = corpusrun.copy_app(case, work / "src")
-    spec = load_case(app)
-    python = str(case_venv(case / "requirements.txt") / "bin" / "python")
-    trace = run_trace(TraceOptions((python, *spec.entry, *spec.traced_args), work / "trace.json",
+    spec = case_settings(app).spec
+    python = case_venv(case / "requirements.txt") / "bin" / "python"
+    trace = run_trace(TraceOptions(spec_command(spec, (str(python),)), work / "trace.json",
                                    cwd=app, port=spec.port, probes=spec.probes))
     manifest = assemble(AssembleOptions(work / "trace.json", work / "root"))
-    return app, work / "root", Path(python), {"trace": trace, "manifest": manifest}
+    return Farmed(app, work / "root", python, spec, trace, manifest)
 
 
-def _farm_argv(spec_entry: tuple[str, ...], args: tuple[str, ...]) -> list[str]:
-    entry = list(spec_entry)
-    if entry[0] != "-m":
-        entry[0] = f"/app/app/{entry[0]}"
-    return ["/app/python/bin/python", *entry, *args]
+def _farm_command(root: Path, entry: tuple[str, ...], args: tuple[str, ...]) -> list[str]:
+    """How the image runs the app (the runtime contract), inside an empty root."""
+    return emptyroot.command(root, [*RUNTIME.entrypoint(entry), *args], str(RUNTIME.workdir),
+                             dict(RUNTIME.env()))
 
 
-def test_farm_behaves_like_the_app(farmed: tuple[Path, Path, Path, dict[str, object]]) -> None:
-    app, root, python, _ = farmed
-    spec = load_case(app)
+def test_farm_behaves_like_the_app(farmed: Farmed) -> None:
+    app, root, python, spec = farmed.app, farmed.root, farmed.python, farmed.spec
     normal_argv = [str(python), *spec.entry, *spec.checked_args]
-    farm_cmd = emptyroot.command(root, _farm_argv(spec.entry, spec.checked_args), "/app/app",
-                                 corpusrun.farm_env(root))
+    farm_cmd = _farm_command(root, spec.entry, spec.checked_args)
     if spec.kind == "server":
         expected = corpusrun.run_server(normal_argv, spec, app)
         got = corpusrun.run_server(farm_cmd, spec)
@@ -62,16 +78,12 @@ def test_farm_behaves_like_the_app(farmed: tuple[Path, Path, Path, dict[str, obj
     assert corpusrun.comparable(got) == corpusrun.comparable(expected), got.stderr[-3000:]
 
 
-def test_every_loaded_object_resolves_inside_the_farm(
-    farmed: tuple[Path, Path, Path, dict[str, object]],
-) -> None:
+def test_every_loaded_object_resolves_inside_the_farm(farmed: Farmed) -> None:
     """ld.so --list, run inside the empty root, finds every dependency in the farm."""
-    _, root, _, data = farmed
-    manifest = data["manifest"]
-    assert isinstance(manifest, dict)
-    objects = ["/app/python/bin/python"] + [
-        f["path"] for f in manifest["files"]
-        if f["path"].startswith("/app/reals/r/") and f["origin"] != "stdlib"
+    root = farmed.root
+    objects = [str(RUNTIME.python)] + [
+        f.path for f in farmed.manifest.files
+        if f.path.startswith("/app/reals/r/") and f.origin != "stdlib"
     ]
     for obj in objects:
         done = emptyroot.run(root, ["/lib64/ld-linux-x86-64.so.2", "--list", obj])
@@ -81,27 +93,26 @@ def test_every_loaded_object_resolves_inside_the_farm(
         assert all(p.startswith("/app/") for p in resolved), done.stdout
 
 
-def test_home_is_the_nonroot_users_own(farmed: tuple[Path, Path, Path, dict[str, object]]
-                                       ) -> None:
-    _, root, _, _ = farmed
+def test_home_is_the_nonroot_users_own(farmed: Farmed) -> None:
+    root = farmed.root
     home = (root / "home/nonroot").stat()
     assert (home.st_uid, home.st_gid, home.st_mode & 0o7777) == (65532, 65532, 0o700)
     code = "import pathlib; p = pathlib.Path.home() / 'note'; p.write_text('ok'); print(p)"
-    done = emptyroot.run(root, ["/app/python/bin/python", "-c", code])
+    done = emptyroot.run(root, [str(RUNTIME.python), "-c", code])
     (root / "home/nonroot/note").unlink(missing_ok=True)
     assert (done.returncode, done.stdout) == (0, "/home/nonroot/note\n"), done.stderr
 
 
-def test_manifest_describes_every_file(farmed: tuple[Path, Path, Path, dict[str, object]]
-                                       ) -> None:
-    _, root, _, _ = farmed
-    manifest = json.loads((root / "app/.pyfarm/manifest.json").read_text())
-    listed = {f["path"] for f in manifest["files"]}
+def test_manifest_describes_every_file(farmed: Farmed) -> None:
+    root = farmed.root
+    manifest = Manifest.read(root / str(RUNTIME.manifest).lstrip("/"))
+    assert manifest == farmed.manifest
+    listed = {f.path for f in manifest.files}
     on_disk = {"/" + str(p.relative_to(root)) for p in root.rglob("*")
                if p.is_file() and not p.is_symlink()}
     harness = {"/etc/hosts"}  # the empty-root runner's mount point, as Docker's
-    assert on_disk - listed - harness == {"/app/.pyfarm/manifest.json"}
-    assert {f["layer"] for f in manifest["files"]} <= {"runtime", "big", "packages", "app"}
+    assert on_disk - listed - harness == {str(RUNTIME.manifest)}
+    assert {f.layer for f in manifest.files} <= {"runtime", "big", "packages", "app"}
 
 
 def test_pruned_farm_is_smaller_and_behaves_the_same(tmp_path: Path) -> None:
@@ -112,45 +123,36 @@ def test_pruned_farm_is_smaller_and_behaves_the_same(tmp_path: Path) -> None:
     full = assemble(AssembleOptions(tmp_path / "trace.json", tmp_path / "full"))
     pruned = assemble(AssembleOptions(tmp_path / "trace.json", tmp_path / "pruned", prune=True))
 
-    def py_files(doc: dict[str, Any]) -> int:
-        return sum(1 for f in doc["files"] if f["path"].endswith(".py") and "/site-packages/"
-                   in f["path"])
+    def py_files(doc: Manifest) -> int:
+        return sum(1 for f in doc.files if f.path.endswith(".py") and "/site-packages/" in f.path)
 
     assert py_files(pruned) < py_files(full) / 2
     expected = corpusrun.run_script([python, "app.py"], app)
-    got = corpusrun.run_script(emptyroot.command(tmp_path / "pruned", _farm_argv(
-        ("app.py",), ()), "/app/app", corpusrun.farm_env(tmp_path / "pruned")), app)
+    got = corpusrun.run_script(_farm_command(tmp_path / "pruned", ("app.py",), ()), app)
     assert (got.status, got.stdout) == (expected.status, expected.stdout), got.stderr[-2000:]
 
 
-def test_sbom_lists_what_the_farm_ships(farmed: tuple[Path, Path, Path, dict[str, object]]
-                                        ) -> None:
-    _, root, _, data = farmed
-    trace = data["trace"]
-    assert isinstance(trace, dict)
-    document = json.loads((root / "app/.pyfarm/sbom.spdx.json").read_text())
+def test_sbom_lists_what_the_farm_ships(farmed: Farmed) -> None:
+    root, trace = farmed.root, farmed.trace
+    document = json.loads((root / str(RUNTIME.sbom).lstrip("/")).read_text())
     assert document["spdxVersion"] == "SPDX-2.3"
     listed = {(p["name"], p["versionInfo"]) for p in document["packages"]}
-    assert {(d["name"], d["version"]) for d in trace["distributions"]} <= listed
+    assert {(d.name, d.version) for d in trace.distributions} <= listed
     status = root / "var/lib/dpkg/status.d/libc6"
     assert "Package: libc6" in status.read_text()
     assert ("libc6", next(line.split(": ")[1] for line in status.read_text().splitlines()
                           if line.startswith("Version: "))) in listed
 
 
-def test_report_accounts_for_every_byte(farmed: tuple[Path, Path, Path, dict[str, object]],
-                                        tmp_path: Path) -> None:
-    _, root, _, data = farmed
-    trace = data["trace"]
-    assert isinstance(trace, dict)
-    summary = report.summarize(report.load_manifest(str(root)))
-    manifest = json.loads((root / "app/.pyfarm/manifest.json").read_text())
-    assert summary["total_bytes"] == sum(f["size"] for f in manifest["files"])
+def test_report_accounts_for_every_byte(farmed: Farmed) -> None:
+    summary = report.summarize(report.load_manifest(str(farmed.root)))
+    manifest = farmed.manifest
+    assert summary["total_bytes"] == sum(f.size for f in manifest.files)
     assert sum(g["bytes"] for g in summary["by_origin"]) == summary["total_bytes"]
     origins = {g["origin"] for g in summary["by_origin"]}
-    assert {f"dist:{d['name']}" for d in trace["distributions"]} <= origins
+    assert {f"dist:{d.name}" for d in farmed.trace.distributions} <= origins
     assert "lib:libc.so.6" in origins
-    assert summary["top_files"][0]["bytes"] == max(f["size"] for f in manifest["files"])
+    assert summary["top_files"][0]["bytes"] == max(f.size for f in manifest.files)
 
 
 def test_report_html_renders_its_treemap_in_chromium(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pyfarm_docker.assemble import AssembleOptions, assemble
-from pyfarm_docker.trace import TraceOptions, run_trace
+from pyfarm_docker.builder.assemble import AssembleOptions, assemble
+from pyfarm_docker.builder.tracer import TraceOptions, run_trace
 from tests.support import emptyroot, native
 from tests.support.paths import HOST_PYTHON
 from tests.support.wheels import make_wheel
@@ -77,13 +77,12 @@ def test_each_process_gets_its_own_library(dup_app: tuple[Path, Path]) -> None:
 
 
 def test_the_soname_conflict_is_reported(dup_app: tuple[Path, Path]) -> None:
-    import json
+    from pyfarm_docker.documents.manifest import Manifest
 
     _, root = dup_app
-    manifest = json.loads((root / "app/.pyfarm/manifest.json").read_text())
-    (conflict,) = manifest["conflicts"]
-    assert conflict["soname"] == "libdup.so.1"
-    assert len(conflict["files"]) == 2
+    (conflict,) = Manifest.read(root / "app/.pyfarm/manifest.json").conflicts
+    assert conflict.soname == "libdup.so.1"
+    assert len(conflict.files) == 2
 
 
 def test_strict_makes_the_conflict_an_error(dup_app: tuple[Path, Path], tmp_path: Path) -> None:

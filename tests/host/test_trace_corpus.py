@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import pytest
 
-from pyfarm_docker.appspec import load_case
 from tests.support import corpusrun
+from tests.support.cases import case_settings
 from tests.support.paths import corpus_cases
 from tests.support.venvs import case_venv
 
@@ -52,19 +52,16 @@ CASES = corpus_cases()
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_trace_records_what_the_case_needs(case: Path, tmp_path: Path) -> None:
     app = corpusrun.copy_app(case, tmp_path / "src")
-    spec = load_case(app)
+    spec = case_settings(app).spec
     python = str(case_venv(case / "requirements.txt") / "bin" / "python")
-    command = [python, *spec.entry, *spec.traced_args]
-    flags = ["--port", str(spec.port)] if spec.port else []
-    for p in spec.probes:
-        flags += ["--probe", f"{p.label()} {p.expect_status} "
-                  f"{json.dumps(p.body_json) if p.body_json is not None else ''}"]
+    (tmp_path / "spec.json").write_text(spec.dumps())
     traced = subprocess.run([sys.executable, "-m", "pyfarm_docker", "trace", "-o",
-                             str(tmp_path / "trace.json"), *flags, "--", *command],
+                             str(tmp_path / "trace.json"), "--spec", str(tmp_path / "spec.json"),
+                             "--", python],
                             cwd=app, capture_output=True, text=True, timeout=300, check=False)
     assert traced.returncode == 0, traced.stderr
     if spec.kind == "script":
-        plain = corpusrun.run_script(command, app)
+        plain = corpusrun.run_script([python, *spec.entry, *spec.traced_args], app)
         assert traced.stdout == plain.stdout
     trace = json.loads((tmp_path / "trace.json").read_text())
     failed = [i for i, check in enumerate(KNOWN.get(case.name, [])) if not check(trace)]

@@ -10,10 +10,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from pyfarm_docker import probe as http
-from pyfarm_docker.appspec import AppSpec
+from pyfarm_docker import serve
+from pyfarm_docker.documents.spec import AppSpec
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,12 @@ def run_script(argv: Sequence[str], cwd: Path) -> Outcome:
 def run_server(argv: Sequence[str], spec: AppSpec, cwd: Path | None = None) -> Outcome:
     """Start, wait for the port, probe, stop: the answers are the outcome."""
     assert spec.port is not None
+    started = time.monotonic()
     proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        alive: Callable[[], bool] = lambda: proc.poll() is None  # noqa: E731
-        ready = http.wait_for_port(spec.port, time.monotonic() + 60, alive)
-        answers = tuple((a.status, a.body) for a in
-                        (http.send(p, spec.port) for p in spec.probes)) if ready else ()
+        served = serve.probe_server(spec.port, spec.probes, lambda: proc.poll() is None,
+                                    started)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -56,13 +55,8 @@ def run_server(argv: Sequence[str], spec: AppSpec, cwd: Path | None = None) -> O
             # the whole group goes, since setuid cleared unshare's --kill-child.
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate(timeout=30)
-    return Outcome(0 if ready else 1, out, err, answers)
-
-
-def farm_env(root: Path, prefix: str = "/app") -> dict[str, str]:
-    manifest = json.loads((root / prefix.lstrip("/") / ".pyfarm" / "manifest.json").read_text())
-    env: dict[str, str] = manifest["env"]
-    return env
+    answers = tuple((a.status, a.body) for a in served.answers)
+    return Outcome(0 if served.ready else 1, out, err, answers)
 
 
 def comparable(outcome: Outcome) -> tuple[int, str, tuple[tuple[int, str], ...]]:

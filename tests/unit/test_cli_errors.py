@@ -49,10 +49,10 @@ def test_invalid_tag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 @pytest.mark.parametrize("toml, words", [
-    ('port = "80"', "port must be a int"),
+    ('port = "80"', "[tool.pyfarm-docker]: port must be an integer"),
     ('colour = "red"', "unknown key 'colour'"),
-    ("base = 3", "base must be a str"),
-    ('prune = "yes"', "prune must be a bool"),
+    ("base = 3", "base must be a string"),
+    ('prune = "yes"', "prune must be a boolean"),
 ])
 def test_invalid_pyproject_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                   toml: str, words: str) -> None:

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from pyfarm_docker.appspec import AppSpec
-from pyfarm_docker.dockerfile import SYNTAXES, DockerfileOptions, render
-from pyfarm_docker.probe import Probe
+from pyfarm_docker.documents.spec import AppSpec, Probe
+from pyfarm_docker.driver.dockerfile import SYNTAXES, DockerfileOptions, render
+from pyfarm_docker.driver.settings import Settings
 
 HADOLINT = Path(sys.executable).parent / "hadolint"
 
 SPECS = {
     "script": AppSpec(),
     "module": AppSpec(entry=("-m", "greeter"), args=("committed",)),
-    "server": AppSpec(entry=("app.py",), kind="server", port=8080,
+    "server": AppSpec(entry=("app.py",), port=8080,
                       probes=(Probe.parse("GET /health 200"),
                               Probe.parse('POST /sum {"a": 1, "b": 2}'))),
 }
@@ -36,12 +36,12 @@ def _variants() -> list[tuple[str, DockerfileOptions]]:
     for (spec_name, spec), (install, (req, project)), syntax, wheelhouse, extras in (
             itertools.product(SPECS.items(), INSTALLS.items(), SYNTAXES, (False, True),
                               ("plain", "prune+debug+distroless"))):
-        options = DockerfileOptions(spec=spec, title="demo", base="local/python:3.11-bookworm",
-                                    requirements=req, install_project=project,
-                                    wheelhouse=wheelhouse, syntax=syntax)
+        settings = Settings(Path("/demo"), spec, "demo", base="local/python:3.11-bookworm")
         if extras != "plain":
-            options = replace(options, prune=True, debug=True,
-                              final="gcr.io/distroless/base-debian12:nonroot")
+            settings = replace(settings, prune=True, debug=True,
+                               final="gcr.io/distroless/base-debian12:nonroot")
+        options = DockerfileOptions(settings, requirements=req, install_project=project,
+                                    wheelhouse=wheelhouse, syntax=syntax)
         name = f"{spec_name}-{install}-{syntax}-{'wheelhouse' if wheelhouse else 'index'}-{extras}"
         variants.append((name, options))
     return variants

@@ -7,8 +7,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from pyfarm_docker import elf, ldso, patch
-from pyfarm_docker.plan import RpathEdit
+from pyfarm_docker.builder import elf, ldso, patch
+from pyfarm_docker.builder.plan import RpathEdit
 from tests.support.native import shared_library
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyfarm_docker.engine import Engine, StepTracker
+from pyfarm_docker.driver.engine import Engine, StepTracker
 
 # Lines as the Docker legacy builder and podman (buildah) print them for the same file.
 DOCKER_LOG = """Step 1/20 : ARG BASE=local/python:3.11-bookworm

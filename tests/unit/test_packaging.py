@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pyfarm_docker import cli, selfwheel
+from pyfarm_docker import cli
+from pyfarm_docker.driver import selfwheel
 from tests.support.paths import REPO
 
 
@@ -21,7 +22,7 @@ def test_built_wheel_contains_templates(tmp_path: Path) -> None:
     templates = {n for n in names if n.startswith("pyfarm_docker/templates/")}
     expected = {"pyfarm_docker/templates/Dockerfile.j2", "pyfarm_docker/templates/final.j2"}
     assert expected <= templates
-    assert "pyfarm_docker/_shim/sitecustomize.py" in names
+    assert "pyfarm_docker/builder/shim/sitecustomize.py" in names
 
 
 def test_top_level_templates_is_the_package_dir() -> None:
@@ -29,7 +30,7 @@ def test_top_level_templates_is_the_package_dir() -> None:
 
 
 def test_builder_wheel_installs_and_runs(tmp_path: Path) -> None:
-    wheel = selfwheel.build(tmp_path / "wheels")
+    wheel = selfwheel.write_tool_wheel(tmp_path / "wheels")
     names = zipfile.ZipFile(wheel).namelist()
     assert "pyfarm_docker/templates/Dockerfile.j2" in names
     venv = tmp_path / "venv"
@@ -41,8 +42,8 @@ def test_builder_wheel_installs_and_runs(tmp_path: Path) -> None:
 
 
 def test_builder_wheel_is_reproducible(tmp_path: Path) -> None:
-    first = selfwheel.build(tmp_path / "a").read_bytes()
-    assert selfwheel.build(tmp_path / "b").read_bytes() == first
+    first = selfwheel.write_tool_wheel(tmp_path / "a").read_bytes()
+    assert selfwheel.write_tool_wheel(tmp_path / "b").read_bytes() == first
 
 
 def test_dockerfile_example_is_current(capsys: pytest.CaptureFixture[str]) -> None:

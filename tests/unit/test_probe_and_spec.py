@@ -1,3 +1,5 @@
+"""The app spec document, probes, and the one settings resolver."""
+
 from __future__ import annotations
 
 import json
@@ -5,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pyfarm_docker.appspec import from_mapping, load_case
+from pyfarm_docker.documents._read import Fields
+from pyfarm_docker.documents.spec import AppSpec, Probe
+from pyfarm_docker.driver.settings import Flags, resolve
 from pyfarm_docker.errors import UsageError
-from pyfarm_docker.probe import Answer, Probe, mismatch
+from pyfarm_docker.serve import Answer, mismatch
 
 
 def test_probe_parse_with_json_body() -> None:
@@ -35,15 +39,27 @@ def test_answers_compare_json_as_json() -> None:
 
 
 def test_mismatch_names_the_probe() -> None:
-    probe = Probe.from_dict({"method": "GET", "path": "/health", "expect_status": 200})
+    probe = Probe.from_json(Fields({"method": "GET", "path": "/health", "expect_status": 200},
+                                   "probe"))
     assert "GET /health" in mismatch(probe, Answer(503, "down"))
     assert mismatch(probe, Answer(200, "ok")) == ""
 
 
-def test_case_defaults(tmp_path: Path) -> None:
+def _app(tmp_path: Path, case: dict[str, object] | None = None, pyproject: str = "") -> Path:
     (tmp_path / "app.py").write_text("print(1)\n")
-    spec = load_case(tmp_path)
+    if case is not None:
+        (tmp_path / "case.json").write_text(json.dumps(case))
+    if pyproject:
+        (tmp_path / "pyproject.toml").write_text(pyproject)
+    return tmp_path
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = resolve(Flags(path=_app(tmp_path)))
+    spec = settings.spec
     assert spec.entry == ("app.py",) and spec.kind == "script" and spec.args == ()
+    assert (settings.base, settings.final, str(settings.prefix)) == (
+        "python:3.12-slim", "scratch", "/app")
 
 
 def test_case_json_module_entry(tmp_path: Path) -> None:
@@ -51,36 +67,73 @@ def test_case_json_module_entry(tmp_path: Path) -> None:
     (tmp_path / "greeter" / "__main__.py").write_text("")
     (tmp_path / "case.json").write_text(json.dumps(
         {"entry": ["-m", "greeter"], "args": ["x"], "trace_args": ["y"]}))
-    spec = load_case(tmp_path)
+    spec = resolve(Flags(path=tmp_path)).spec
     assert spec.module == "greeter"
     assert spec.traced_args == ("y",) and spec.checked_args == ("x",)
 
 
+def test_flags_beat_pyproject_beats_case_json(tmp_path: Path) -> None:
+    _app(tmp_path, {"args": ["case"], "port": 1000},
+         '[tool.pyfarm-docker]\nargs = ["pyproject"]\nbase = "b:1"\nport = 2000\n')
+    assert resolve(Flags(path=tmp_path)).spec.args == ("pyproject",)
+    assert resolve(Flags(path=tmp_path)).spec.port == 2000
+    flagged = resolve(Flags(path=tmp_path, args=("flag",), port=3000))
+    assert (flagged.spec.args, flagged.spec.port, flagged.base) == (("flag",), 3000, "b:1")
+
+
+def test_server_settings_from_case_json(tmp_path: Path) -> None:
+    """generate of a server project configured by its case.json used to render a script."""
+    _app(tmp_path, {"kind": "server", "port": 8080,
+                    "probes": [{"path": "/h", "expect_body": "ok"}]})
+    spec = resolve(Flags(path=tmp_path / "app.py")).spec
+    assert (spec.kind, spec.port) == ("server", 8080)
+    assert spec.probes[0].expect_body == "ok"
+
+
+def test_port_without_kind_is_a_server(tmp_path: Path) -> None:
+    _app(tmp_path, pyproject="[tool.pyfarm-docker]\nport = 8080\n")
+    spec = resolve(Flags(path=tmp_path)).spec
+    assert spec.kind == "server"
+    assert json.loads(spec.dumps())["kind"] == "server"  # the label says so too
+
+
+def test_probe_without_port_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no port"):
+        resolve(Flags(path=_app(tmp_path), probes=("GET /health",)))
+
+
 @pytest.mark.parametrize("data, words", [
-    ({"port": "8080"}, "port must be a int"),
+    ({"port": "8080"}, "port must be an integer, not a string"),
     ({"colour": "red"}, "unknown key 'colour'"),
     ({"args": [1]}, "list of strings"),
+    ({"kind": "server"}, "needs a port"),
+    ({"kind": "script", "port": 80}, "a script has no port"),
+    ({"port": 70000}, "not a TCP port"),
 ])
-def test_bad_config_is_named(data: dict[str, object], words: str) -> None:
+def test_bad_case_json_is_named(tmp_path: Path, data: dict[str, object], words: str) -> None:
     with pytest.raises(UsageError, match=words):
-        from_mapping(data, "cfg")
+        resolve(Flags(path=_app(tmp_path, data)))
 
 
-def test_server_needs_a_port(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text("")
-    with pytest.raises(UsageError, match="needs a port"):
-        from_mapping({"kind": "server"}, "cfg").validate(tmp_path)
+def test_bad_pyproject_types_are_named(tmp_path: Path) -> None:
+    _app(tmp_path, pyproject="[tool.pyfarm-docker]\nprune = \"yes\"\n")
+    with pytest.raises(UsageError, match="prune must be a boolean"):
+        resolve(Flags(path=tmp_path))
 
 
 def test_entry_that_is_a_directory(tmp_path: Path) -> None:
     (tmp_path / "app.py").mkdir()
     with pytest.raises(UsageError, match="is a directory"):
-        load_case(tmp_path)
+        resolve(Flags(path=tmp_path))
 
 
-def test_label_round_trips(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text("")
-    spec = from_mapping({"kind": "server", "port": 80, "args": ["a"],
-                         "probes": [{"path": "/x", "expect_status": 200}]}, "cfg")
-    back = from_mapping(json.loads(spec.to_label()), "label")
-    assert back == spec
+def test_spec_json_round_trips() -> None:
+    spec = AppSpec(port=80, args=("a",), trace_args=("t",),
+                   probes=(Probe("POST", "/x", {"n": 1}, 200, None, {"ok": True}),))
+    assert AppSpec.loads(spec.dumps(), "label") == spec
+
+
+@pytest.mark.parametrize("text", ["[]", '{"entry": "app.py"}', '{"probes": [{"method": "GET"}]}'])
+def test_malformed_spec_is_a_usage_error(text: str) -> None:
+    with pytest.raises(UsageError):
+        AppSpec.loads(text, "spec")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from pyfarm_docker.trace import TraceOptions, run_trace
+from pyfarm_docker.builder.tracer import TraceOptions, run_trace
+from pyfarm_docker.documents.trace import SysPathEntry, Trace
 
 APP = """import multiprocessing, os, subprocess, sys
 
@@ -35,9 +35,9 @@ def test_child_only_modules_and_libraries_are_recorded(tmp_path: Path, method: s
     app.write_text(APP)
     trace = run_trace(TraceOptions((sys.executable, str(app), method), tmp_path / "t.json",
                                    cwd=tmp_path))
-    assert trace == json.loads((tmp_path / "t.json").read_text())
-    assert {"decimal", "fractions", "colorsys"} <= set(trace["imports"])
-    assert "libz.so.1" in trace["dlopen"]
-    assert any("_decimal" in m for m in trace["mapped"])
-    assert len(trace["processes"]) >= 4
-    assert trace["sys_path"][0] == {"path": str(tmp_path), "kind": "app"}
+    assert trace == Trace.read(tmp_path / "t.json")
+    assert {"decimal", "fractions", "colorsys"} <= set(trace.imports)
+    assert "libz.so.1" in trace.dlopen
+    assert any("_decimal" in m for m in trace.mapped)
+    assert len(trace.processes) >= 4
+    assert trace.sys_path[0] == SysPathEntry(str(tmp_path), "app")

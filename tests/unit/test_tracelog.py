@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pyfarm_docker.trace import SHIM_DIR
-from pyfarm_docker.tracelog import ProcessRecord, parse_lines
+from pyfarm_docker.builder.tracelog import ProcessRecord, parse_lines
+from pyfarm_docker.builder.tracer import SHIM_DIR
 
 
 def read_log(path: Path) -> dict[int, ProcessRecord]:

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from pyfarm_docker.treemap import Rect, layout
+from pyfarm_docker.driver.treemap import Rect, layout
 
 
 @pytest.mark.parametrize("sizes", [[5], [6, 6, 4, 3, 2, 2, 1], [100, 1, 1, 1], [3, 3, 3, 3]])

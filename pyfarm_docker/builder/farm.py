@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
+from ..documents.manifest import FileRecord, Manifest
+from ..errors import AssembleError
+from ..runtime import LAYERS, Runtime, layer_dirs
 from . import patch
-from .errors import AssembleError
-from .plan import LAYERS, Entry, Plan, source_of
+from .plan import Entry, Plan, source_of
 
-MANIFEST = PurePosixPath(".pyfarm", "manifest.json")
 _COMPILE = """
 import compileall, sys
 from py_compile import PycInvalidationMode
@@ -92,28 +91,23 @@ def _layer_of_generated(rel: PurePosixPath, layers: dict[PurePosixPath, tuple[st
     return ("runtime", "essential")
 
 
-def manifest(plan: Plan, root: Path) -> dict[str, Any]:
+def manifest(plan: Plan, root: Path) -> Manifest:
     known = {e.dest: (e.layer, e.origin) for e in plan.entries}
-    files: list[dict[str, Any]] = []
+    files: list[FileRecord] = []
     for path in sorted(root.rglob("*")):
         rel = PurePosixPath(path.relative_to(root).as_posix())
         if path.is_symlink() or not path.is_file():
             continue
         layer, origin = known.get(rel) or _layer_of_generated(rel, known)
-        files.append({"path": "/" + str(rel), "size": path.stat().st_size,
-                      "sha256": _sha256(path), "origin": origin, "layer": layer})
-    return {
-        "schema_version": 1,
-        "prefix": str(plan.prefix),
-        "python": "/" + str(plan.python),
-        "env": dict(plan.env),
-        "files": files,
-        "links": sorted("/" + str(e.dest) for e in plan.entries if e.kind == "link"),
-        "warnings": list(plan.warnings),
-        "conflicts": list(plan.conflicts),
-        "prunable": [f["path"] for f in files
-                     if _prunable(PurePosixPath(str(f["path"])[1:]), plan)],
-    }
+        files.append(FileRecord("/" + str(rel), path.stat().st_size, _sha256(path), origin,
+                                layer))
+    return Manifest(
+        prefix=str(plan.prefix), python="/" + str(plan.python),
+        env=Runtime(plan.prefix).env(), files=tuple(files),
+        links=tuple(sorted("/" + str(e.dest) for e in plan.entries if e.kind == "link")),
+        warnings=plan.warnings, conflicts=plan.conflicts,
+        prunable=tuple(f.path for f in files if _prunable(PurePosixPath(f.path[1:]), plan)),
+    )
 
 
 def _prunable(rel: PurePosixPath, plan: Plan) -> bool:
@@ -131,36 +125,41 @@ def _write_layer_lists(staging: Path, prefix: PurePosixPath, listing: dict[str, 
                        ) -> None:
     """Each layer lists its own paths: handy to read, and it keeps every layer non-empty
     (the legacy builder fails to export two identical empty COPY layers)."""
-    for n, name in enumerate(LAYERS, start=1):
-        target = staging / f"{n}-{name}" / prefix / ".pyfarm" / f"layer-{n}-{name}.txt"
+    for name, directory in zip(LAYERS, layer_dirs()):
+        target = staging / directory / prefix / ".pyfarm" / f"layer-{directory}.txt"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(f"{p}\n" for p in listing[name]))
 
 
-def split_layers(root: Path, doc: dict[str, Any], plan: Plan) -> None:
+def split_layers(root: Path, doc: Manifest, plan: Plan) -> None:
     """Move each path into ``root/<n>-<layer>/`` so the Dockerfile copies one layer each."""
+    dirs = dict(zip(LAYERS, layer_dirs()))
     layer_of = {e.dest: e.layer for e in plan.entries}
-    layer_of.update({PurePosixPath(f["path"][1:]): f["layer"] for f in doc["files"]})
-    layer_of[plan.prefix.relative_to("/") / MANIFEST] = "app"
+    layer_of.update({PurePosixPath(f.path[1:]): f.layer for f in doc.files})
+    layer_of[_manifest_path(plan)] = "app"
     staging = root.parent / (root.name + ".layers")
     listing: dict[str, list[str]] = {name: [] for name in LAYERS}
     for rel, layer in sorted(layer_of.items(), key=lambda kv: str(kv[0])):
         source = root / rel
         if source.is_dir() and not source.is_symlink():
             continue
-        dest = staging / f"{LAYERS.index(layer) + 1}-{layer}" / rel
+        dest = staging / dirs[layer] / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.rename(source, dest)
         listing[layer].append("/" + str(rel))
     _write_layer_lists(staging, plan.prefix.relative_to("/"), listing)
     for entry in plan.entries:
         if entry.kind == "dir":
-            _write(entry, staging / f"{LAYERS.index(entry.layer) + 1}-{entry.layer}" / entry.dest)
+            _write(entry, staging / dirs[entry.layer] / entry.dest)
     shutil.rmtree(root)
     os.rename(staging, root)
 
 
-def build(plan: Plan, options: FarmOptions, patcher: patch.ElfPatcher) -> dict[str, Any]:
+def _manifest_path(plan: Plan) -> PurePosixPath:
+    return PurePosixPath(str(Runtime(plan.prefix).manifest).lstrip("/"))
+
+
+def write_farm(plan: Plan, options: FarmOptions, patcher: patch.ElfPatcher) -> Manifest:
     """Write the farm described by ``plan`` under ``options.output``; returns the manifest."""
     root = options.output
     root.mkdir(parents=True, exist_ok=True)
@@ -169,9 +168,9 @@ def build(plan: Plan, options: FarmOptions, patcher: patch.ElfPatcher) -> dict[s
     compile_pyc(options.python, root, plan)
     build_ld_cache(root)
     doc = manifest(plan, root)
-    target = root / plan.prefix.relative_to("/") / MANIFEST
+    target = root / _manifest_path(plan)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    target.write_text(doc.dumps())
     if options.layers:
         split_layers(root, doc, plan)
     fix_times(root, options.epoch)

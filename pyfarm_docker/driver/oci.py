@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from .errors import UsageError
+from ..errors import UsageError
+from .engine import check_reference, label
 
 KINDS = ("oci", "tar")
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -91,8 +92,6 @@ def write(client: Any, image_id: str, reference: str, dest: Layout) -> None:
 
 def _convert(archive: Path, layout: Path, reference: str) -> None:
     """docker-archive (what every engine's save API gives) -> OCI layout."""
-    from .engine import check_reference
-
     with tarfile.open(archive) as src:
         entry = json.loads(_member(src, "manifest.json"))[0]
         config = _put(layout, _member(src, entry["Config"]), CONFIG)
@@ -237,8 +236,6 @@ def _image_manifest(layout: Path) -> dict[str, Any]:
 def labeled_file(source: Layout, name: str) -> bytes:
     """The file of the image whose path the config label ``name`` gives, read from the
     top-most layer that has it: no engine needed."""
-    from .engine import label
-
     with tempfile.TemporaryDirectory(prefix="pyfarm-read-") as tmp:
         layout = _unpacked(source, Path(tmp))
         manifest = _image_manifest(layout)

@@ -8,8 +8,9 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
 
+from ..documents.conflicts import SonameConflict
+from ..documents.trace import Trace
 from . import elf, ldso
 from .plan import Entry, Planner, RpathEdit
 
@@ -27,8 +28,9 @@ def host_only(name: str) -> bool:
 
 
 @dataclass
-class NativeFarm:
-    """The ELF part of the plan, computed from the tree entries and the trace."""
+class NativePlan:
+    """The ELF part of the plan, computed from the tree entries and the trace: decides, writes
+    nothing."""
 
     planner: Planner
     resolver: ldso.Resolver
@@ -36,7 +38,7 @@ class NativeFarm:
     names: dict[str, str] = field(default_factory=dict)  # real path -> name in reals/r
     layer_of: dict[str, str] = field(default_factory=dict)
     rpaths: list[RpathEdit] = field(default_factory=list)
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[SonameConflict] = field(default_factory=list)
     interpreter: str = ""
 
     def reals(self, name: str) -> PurePosixPath:
@@ -65,17 +67,17 @@ def _tree_objects(p: Planner) -> dict[str, list[Entry]]:
     return found
 
 
-def _traced_libraries(trace: dict[str, Any]) -> list[str]:
+def _traced_libraries(trace: Trace) -> list[str]:
     """ELF objects the traced run mapped (gconv modules keep their own place)."""
-    reals = (os.path.realpath(path) for path in trace["mapped"] if "/gconv/" not in path)
+    reals = (os.path.realpath(path) for path in trace.mapped if "/gconv/" not in path)
     return [real for real in reals if elf.try_read(real) is not None]
 
 
-def _named_libraries(farm: NativeFarm, trace: dict[str, Any]) -> dict[str, str]:
+def _named_libraries(farm: NativePlan, trace: Trace) -> dict[str, str]:
     """Libraries loaded by name (ctypes, dlopen) plus libgcc_s: name -> real path."""
-    python = elf.read(trace["interpreter"]["executable"])
+    python = elf.read(trace.interpreter.executable)
     named: dict[str, str] = {}
-    for name in [*trace["dlopen"], *ALWAYS_NAMES]:
+    for name in [*trace.dlopen, *ALWAYS_NAMES]:
         base = os.path.basename(name)
         if host_only(base):
             continue
@@ -85,16 +87,16 @@ def _named_libraries(farm: NativeFarm, trace: dict[str, Any]) -> dict[str, str]:
     return named
 
 
-def plan_native(p: Planner, trace: dict[str, Any], resolver: ldso.Resolver,
-                python: PurePosixPath) -> NativeFarm:
+def plan_native(p: Planner, trace: Trace, resolver: ldso.Resolver,
+                python: PurePosixPath) -> NativePlan:
     """Place every ELF object of the tree, plus what the traced run loaded from outside it.
 
     Dependencies of objects the run never loaded (say _tkinter's libtk) are shipped only
     when they are in the tree or were loaded anyway; the others are reported, not copied.
     """
-    farm = NativeFarm(p, resolver, python)
+    farm = NativePlan(p, resolver, python)
     in_tree = _tree_objects(p)
-    interp_real = os.path.realpath(trace["interpreter"]["executable"])
+    interp_real = os.path.realpath(trace.interpreter.executable)
     farm.interpreter = elf.read(interp_real).interpreter
     named = _named_libraries(farm, trace)
     traced = {interp_real, *named.values(), *_traced_libraries(trace)}
@@ -109,7 +111,7 @@ def plan_native(p: Planner, trace: dict[str, Any], resolver: ldso.Resolver,
     return farm
 
 
-def _place_object(farm: NativeFarm, real: str, places: list[Entry], interp_real: str) -> None:
+def _place_object(farm: NativePlan, real: str, places: list[Entry], interp_real: str) -> None:
     p = farm.planner
     layer = places[0].layer if places else "runtime"
     farm.layer_of[real] = layer
@@ -127,7 +129,7 @@ def _place_object(farm: NativeFarm, real: str, places: list[Entry], interp_real:
         p.link(entry.dest, farm.reals(name), entry.layer, entry.origin)
 
 
-def _link_dependencies(farm: NativeFarm, node: ldso.Node, interp_real: str) -> None:
+def _link_dependencies(farm: NativePlan, node: ldso.Node, interp_real: str) -> None:
     info = elf.read(node.path)
     own = "python" if node.path == interp_real else farm.names.get(node.path)
     if own is None:
@@ -146,7 +148,7 @@ def _link_dependencies(farm: NativeFarm, node: ldso.Node, interp_real: str) -> N
         farm.rpaths.append(RpathEdit(dest, "/" + str(farm.symlink_dir(own))))
 
 
-def _link_by_name(farm: NativeFarm, graph: dict[str, ldso.Node], named: dict[str, str]) -> None:
+def _link_by_name(farm: NativePlan, graph: dict[str, ldso.Node], named: dict[str, str]) -> None:
     """ld_library_paths/l: what the builder's loader found by bare name (its cache and
     default dirs, and libraries dlopen'ed by name); the image's ld.so.cache lists it."""
     by_name: dict[str, str] = {}
@@ -164,7 +166,7 @@ def _link_by_name(farm: NativeFarm, graph: dict[str, ldso.Node], named: dict[str
                               farm.reals(farm.names[real]), farm.layer_of[real], "library")
 
 
-def _soname_conflicts(graph: dict[str, ldso.Node]) -> list[dict[str, Any]]:
+def _soname_conflicts(graph: dict[str, ldso.Node]) -> list[SonameConflict]:
     """Different files that share a soname: glibc loads only one of them per process."""
     by_soname: dict[str, list[str]] = defaultdict(list)
     for real in graph:
@@ -177,6 +179,6 @@ def _soname_conflicts(graph: dict[str, ldso.Node]) -> list[dict[str, Any]]:
             if dep:
                 users[dep].append(node.path)
     return [
-        {"soname": soname, "files": {f: sorted(users[f]) for f in sorted(files)}}
+        SonameConflict(soname, {f: tuple(sorted(users[f])) for f in sorted(files)})
         for soname, files in sorted(by_soname.items()) if len(files) > 1
     ]

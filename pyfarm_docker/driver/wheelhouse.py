@@ -6,7 +6,7 @@ fetched on the host with `pip download` for the *target* interpreter and glibc:
 `--platform` accepts only the tags it is given, so every manylinux tag the
 target glibc allows is passed, or e.g. numpy finds no wheel.
 
-    python -m pyfarm_docker.wheelhouse -r requirements.txt -o wheels --python 3.11
+    python -m pyfarm_docker.driver.wheelhouse -r requirements.txt -o wheels --python 3.11
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from pyfarm_docker.errors import PyfarmError, UsageError
+from .. import defaults
+from ..errors import PyfarmError, UsageError
+from . import caches
+from .target import Target
 
 __all__ = ["STAMP_NAME", "download", "main", "platform_tags"]
 
@@ -49,7 +52,8 @@ _USER_ERROR_PATTERNS = (
 )
 
 
-def platform_tags(glibc: tuple[int, int] = (2, 36), machine: str = "x86_64") -> list[str]:
+def platform_tags(glibc: tuple[int, int] = defaults.GLIBC, machine: str = defaults.MACHINE
+                  ) -> list[str]:
     """Every platform tag a Linux with this glibc and machine accepts, most specific first.
 
     Same order as `packaging.tags`: ``manylinux_2_G_<machine>`` for G from the glibc
@@ -200,21 +204,16 @@ def _last_error_line(output: str) -> str:
     return lines[-1] if lines else "(pip printed nothing)"
 
 
-def download(
-    requirements: Sequence[str],
-    dest: Path,
-    python_version: str,
-    glibc: tuple[int, int] = (2, 36),
-    machine: str = "x86_64",
-) -> list[Path]:
+def download(requirements: Sequence[str], dest: Path, target: Target) -> list[Path]:
     """Download binary wheels for `requirements` into `dest`; return the wheels in `dest`.
 
     `requirements` are pip arguments (``["-r", "requirements.txt"]``, ``["numpy>=2"]``).
-    Wheels are chosen for CPython `python_version` ("X.Y") on Linux `machine` with
-    `glibc`, never for the host. When `dest` holds a stamp for the same arguments,
+    Wheels are chosen for the target's CPython on its Linux machine and glibc, never for
+    the host. When `dest` holds a stamp for the same arguments,
     requirement file contents and target, pip is not run again.
     """
-    version, abi = _parse_python_version(python_version)
+    version, abi = _parse_python_version(target.python)
+    glibc, machine = target.glibc, target.machine
     tags = platform_tags(glibc, machine)
     dest = Path(dest)
     try:
@@ -259,7 +258,7 @@ def download(
         ) from exc
     if proc.returncode != 0:
         line = _last_error_line(proc.stdout)
-        target = f"CPython {version} on {machine} glibc {glibc[0]}.{glibc[1]}"
+        what = target.describe()
         if "No module named pip" in proc.stdout:
             raise PyfarmError(
                 f"pip is not available in {sys.executable}",
@@ -267,14 +266,14 @@ def download(
             )
         if any(p in proc.stdout for p in _USER_ERROR_PATTERNS):
             raise UsageError(
-                f"pip download for {target} failed: {line}",
+                f"pip download for {what} failed: {line}",
                 hint="check the requirement's name and version; only binary wheels are "
                 "used, so a package or version without a wheel for this Python and "
                 "glibc cannot be installed: pick a version that ships one, or build "
                 "the wheel yourself and put it in the wheelhouse",
             )
         raise PyfarmError(
-            f"pip download for {target} failed (exit {proc.returncode}): {line}",
+            f"pip download for {what} failed (exit {proc.returncode}): {line}",
             hint=f"rerun `{' '.join(cmd[:4])} ... {' '.join(requirements)}` to see pip's "
             "full output; a network error means the package index is unreachable "
             "from this host",
@@ -282,6 +281,18 @@ def download(
     wheels = _wheels(dest)
     _write_stamp(dest, key, wheels)
     return wheels
+
+
+def app_wheels(project: Path, target: Target) -> list[Path]:
+    """The app's wheels for ``target`` from its requirements.txt, downloaded on this host
+    (cached by the file's content)."""
+    requirements = project / "requirements.txt"
+    if not requirements.is_file():
+        return []
+    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    glibc = f"{target.glibc[0]}.{target.glibc[1]}"
+    dest = caches.WHEELHOUSES / f"py{target.python}-glibc{glibc}" / key
+    return download(["-r", str(requirements)], dest, target)
 
 
 def _glibc_arg(text: str) -> tuple[int, int]:
@@ -292,9 +303,9 @@ def _glibc_arg(text: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m pyfarm_docker.wheelhouse [REQ...] [-r FILE] -o DIR --python X.Y`."""
+    """`python -m pyfarm_docker.driver.wheelhouse [REQ...] [-r FILE] -o DIR --python X.Y`."""
     parser = argparse.ArgumentParser(
-        prog="python -m pyfarm_docker.wheelhouse",
+        prog="python -m pyfarm_docker.driver.wheelhouse",
         description="Download binary wheels for a target CPython and glibc into a directory "
         "(an offline wheelhouse for `pip install --no-index --find-links DIR`).",
     )
@@ -310,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--dest", required=True, type=Path, metavar="DIR")
     parser.add_argument("--python", required=True, metavar="X.Y", help="target CPython version")
     parser.add_argument(
-        "--glibc", type=_glibc_arg, default=(2, 36), metavar="2.N",
+        "--glibc", type=_glibc_arg, default=defaults.GLIBC, metavar="2.N",
         help="target glibc (default 2.36, Debian bookworm)",
     )  # fmt: skip
     parser.add_argument("--machine", default="x86_64", help="target machine (default x86_64)")
@@ -323,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reqs += ["-c", f]
     reqs += args.specs
     try:
-        wheels = download(reqs, args.dest, args.python, args.glibc, args.machine)
+        wheels = download(reqs, args.dest, Target(args.python, args.glibc, machine=args.machine))
     except PyfarmError as exc:
         print(f"wheelhouse: error: {exc.message}", file=sys.stderr)
         if exc.hint:

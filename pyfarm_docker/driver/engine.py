@@ -16,8 +16,9 @@ from typing import Any, Callable, Iterator
 import docker
 import docker.errors
 
+from ..errors import BuildError, DockerError, UsageError
 from . import podman
-from .errors import BuildError, DockerError, UsageError
+from .target import Target
 
 ENGINES = ("auto", "docker", "podman")
 # Docker's legacy builder says "Step 3/20 : COPY ..."; podman (buildah) "[1/2] STEP 3/13: COPY ...".
@@ -29,15 +30,8 @@ _REFERENCE = re.compile(
     rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?$"
 )
 _PROBE_PY = ("import sys, platform; v = platform.libc_ver(); "
-             "print('%d.%d' % sys.version_info[:2], v[0], v[1])")
-
-
-@dataclass(frozen=True)
-class BaseInfo:
-    """What a builder base image runs: its Python and its C library."""
-
-    python: str
-    glibc: tuple[int, int]
+             "print('%d.%d' % sys.version_info[:2], v[0], v[1], platform.machine(), "
+             "getattr(sys, 'abiflags', '') or '-')")
 
 
 def check_reference(reference: str) -> tuple[str, str]:
@@ -121,8 +115,8 @@ def require_image(client: Any, name: str, role: str) -> None:
                          "bases), docker pull cannot reach a registry here") from None
 
 
-def probe_base(client: Any, image: str) -> BaseInfo:
-    """Run the base image once (no network) to read its Python and glibc versions."""
+def probe_base(client: Any, image: str) -> Target:
+    """Run the base image once (no network) to read its Python, glibc and machine."""
     require_image(client, image, "base")
     container = client.containers.create(image, ["python3", "-c", _PROBE_PY],
                                          network_mode="none", entrypoint=[])
@@ -137,12 +131,14 @@ def probe_base(client: Any, image: str) -> BaseInfo:
     if status != 0:
         raise UsageError(f"base image {image!r} has no working python3",
                          "use a Python base image (e.g. python:3.12-slim)")
-    version, libc, libc_version = out.decode().split()
-    if libc != "glibc":
+    parts = out.decode().split()
+    if len(parts) != 5 or parts[1] != "glibc":
+        libc = parts[1] if len(parts) == 5 else "an unknown C library"
         raise UsageError(f"base image {image!r} uses {libc}, not glibc",
                          "use a glibc-based image (Debian, Ubuntu, RHEL)")
+    version, _, libc_version, machine, abiflags = parts
     major, minor = libc_version.split(".")[:2]
-    return BaseInfo(version, (int(major), int(minor)))
+    return Target(version, (int(major), int(minor)), abiflags.strip("-"), machine)
 
 
 @dataclass
@@ -184,10 +180,11 @@ class StepTracker:
                           f"{message.strip()}\n{tail}", "see the log lines above; -v shows all")
 
 
-def build(client: Any, context: Path, dockerfile: str, tracker: StepTracker,
+def build_stage(client: Any, context: Path, dockerfile: str, tracker: StepTracker,
           target: str | None = None, network: str | None = None, no_cache: bool = False,
           buildargs: dict[str, str] | None = None) -> str:
-    """Build with the legacy builder; returns the image id. Never tags."""
+    """Build one stage (``target``) with the legacy builder; returns the image id. Never
+    tags."""
     kwargs: dict[str, Any] = {"path": str(context), "dockerfile": dockerfile, "rm": True,
                               "forcerm": True, "decode": True, "pull": False,
                               "nocache": no_cache, "buildargs": buildargs or {}}

@@ -1,4 +1,6 @@
-"""HTTP probes: what a server must answer, sent to 127.0.0.1 only."""
+"""Start a server, wait for its port, send the probes: one loop for the traced run, verify
+and the tests. Standard library only (it runs in the builder stage too); requests go to
+127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -8,60 +10,11 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Sequence
 
-from .errors import UsageError
+from .documents.spec import Probe
 
-
-@dataclass(frozen=True)
-class Probe:
-    """One request and, optionally, what must come back."""
-
-    method: str
-    path: str
-    body_json: Any = None
-    expect_status: int | None = None
-    expect_body: str | None = None
-    expect_json: Any = None
-
-    @classmethod
-    def parse(cls, spec: str) -> Probe:
-        """``'GET /health'``, ``'GET /missing 404'`` or ``'POST /sum 200 {"numbers": [1]}'``:
-        method, path, optional expected status, optional JSON body."""
-        parts = spec.strip().split(None, 2)
-        if len(parts) < 2 or not parts[1].startswith("/"):
-            raise UsageError(f"bad probe {spec!r}",
-                             "write it as 'METHOD /path [STATUS] [JSON body]'")
-        rest = parts[2] if len(parts) == 3 else ""
-        status = None
-        first, _, tail = rest.partition(" ")
-        if first.isdigit():
-            status, rest = int(first), tail.strip()
-        body = None
-        if rest:
-            try:
-                body = json.loads(rest)
-            except ValueError as exc:
-                raise UsageError(f"probe {spec!r} has a body that is not JSON: {exc}") from exc
-        return cls(parts[0].upper(), parts[1], body, status)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Probe:
-        """The corpus ``case.json`` form: method, path, json, expect_*."""
-        try:
-            return cls(
-                str(data.get("method", "GET")).upper(),
-                str(data["path"]),
-                data.get("json", None),
-                data.get("expect_status"),
-                data.get("expect_body"),
-                data.get("expect_json", None),
-            )
-        except KeyError as exc:
-            raise UsageError(f"probe {dict(data)!r} has no 'path'") from exc
-
-    def label(self) -> str:
-        return f"{self.method} {self.path}"
+READY_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +38,15 @@ class Answer:
         if mine is not None and theirs is not None:
             return bool(mine == theirs)
         return self.body == other.body
+
+
+@dataclass(frozen=True)
+class Served:
+    """Whether the server came up (and how fast), and its answers in probe order."""
+
+    ready: bool
+    ready_ms: float
+    answers: tuple[Answer, ...] = ()
 
 
 def send(probe: Probe, port: int, timeout: float = 10.0) -> Answer:
@@ -133,3 +95,14 @@ def wait_for_port(port: int, deadline: float, alive: Callable[[], bool]) -> bool
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def probe_server(port: int, probes: Sequence[Probe], alive: Callable[[], bool],
+                 started: float, ready_timeout: float = READY_TIMEOUT) -> Served:
+    """Wait (from ``started``, a monotonic time) for a started server's port, then send
+    every probe. ``alive()`` says whether the server still runs."""
+    ready = wait_for_port(port, started + ready_timeout, alive)
+    ready_ms = (time.monotonic() - started) * 1000
+    if not ready:
+        return Served(False, ready_ms)
+    return Served(True, ready_ms, tuple(send(p, port) for p in probes))

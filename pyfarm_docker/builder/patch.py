@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Protocol, Sequence
 
+from ..errors import AssembleError
 from . import elf
-from .errors import AssembleError
 from .plan import RpathEdit
 
 

@@ -13,15 +13,26 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Iterable
 
-from . import probe as http
-from .dists import Distribution, Owners, scan, top_level
-from .errors import TraceError, UsageError
+from .. import serve
+from ..documents._read import Fields
+from ..documents.interpreter import Interpreter
+from ..documents.spec import AppSpec, Probe
+from ..documents.trace import (
+    Distribution,
+    ImpliedFile,
+    Module,
+    ProbeAnswer,
+    Process,
+    SysPathEntry,
+    Trace,
+)
+from ..errors import TraceError, UsageError
+from .dists import Owners, scan, top_level
 from .tracelog import ProcessRecord, parse_lines
 
-SCHEMA_VERSION = 1
-SHIM_DIR = Path(__file__).resolve().parent / "_shim"
+SHIM_DIR = Path(__file__).resolve().parent / "shim"
 _SAMPLE_S = 0.02
 _STDERR_TAIL = 15
 
@@ -35,13 +46,18 @@ class TraceOptions:
     cwd: Path | None = None
     timeout: float = 600.0
     port: int | None = None
-    probes: tuple[http.Probe, ...] = ()
-    ready_timeout: float = 60.0
+    probes: tuple[Probe, ...] = ()
+    ready_timeout: float = serve.READY_TIMEOUT
     grace: float = 10.0
     allowed_exit_codes: frozenset[int] = field(default_factory=lambda: frozenset({0}))
 
 
-def describe_interpreter(python: str, cwd: Path | None = None) -> dict[str, Any]:
+def spec_command(spec: AppSpec, interpreter: tuple[str, ...]) -> tuple[str, ...]:
+    """The traced command line for an app spec: the interpreter, the entry, the args."""
+    return (*interpreter, *spec.entry, *spec.traced_args)
+
+
+def describe_interpreter(python: str, cwd: Path | None = None) -> Interpreter:
     """Ask the app's interpreter where its pieces live (without the shim)."""
     try:
         done = subprocess.run(
@@ -54,11 +70,10 @@ def describe_interpreter(python: str, cwd: Path | None = None) -> dict[str, Any]
     if done.returncode != 0:
         raise UsageError(f"{python!r} is not a working Python interpreter: "
                          f"{done.stderr.strip().splitlines()[-1:]}")
-    info: dict[str, Any] = json.loads(done.stdout)
-    return info
+    return Interpreter.from_json(Fields(json.loads(done.stdout), f"{python} description"))
 
 
-class _Run:
+class TracedRun:
     """One traced process tree: output tee, maps sampling, log reading."""
 
     def __init__(self, options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> None:
@@ -138,7 +153,7 @@ def _maps_of(pid: int) -> set[str]:
             and not f[5].endswith(" (deleted)")}
 
 
-def _run_script(run: _Run) -> int:
+def _run_script(run: TracedRun) -> int:
     try:
         return run.proc.wait(timeout=run.options.timeout)
     except subprocess.TimeoutExpired:
@@ -147,25 +162,24 @@ def _run_script(run: _Run) -> int:
         raise run.failure(f"the app did not finish within {run.options.timeout:g}s") from None
 
 
-def _run_server(run: _Run) -> list[dict[str, Any]]:
+def _run_server(run: TracedRun, started: float) -> list[ProbeAnswer]:
     options = run.options
     assert options.port is not None
-    deadline = time.monotonic() + options.ready_timeout
-    if not http.wait_for_port(options.port, deadline, lambda: run.proc.poll() is None):
+    served = serve.probe_server(options.port, options.probes, lambda: run.proc.poll() is None,
+                                started, options.ready_timeout)
+    if not served.ready:
         state = "exited" if run.proc.poll() is not None else "is still starting"
         raise run.failure(f"the server never opened 127.0.0.1:{options.port} "
                           f"within {options.ready_timeout:g}s (it {state})")
-    answers = []
-    for p in options.probes:
-        answer = http.send(p, options.port)
-        problem = http.mismatch(p, answer)
+    for probe, answer in zip(options.probes, served.answers):
+        problem = serve.mismatch(probe, answer)
         if problem:
             raise run.failure(f"probe failed: {problem}")
-        answers.append({"probe": p.label(), "status": answer.status, "body": answer.body})
-    return answers
+    return [ProbeAnswer(p.label(), a.status, a.body)
+            for p, a in zip(options.probes, served.answers)]
 
 
-def _stop_server(run: _Run) -> None:
+def _stop_server(run: TracedRun) -> None:
     run.stop_tree(signal.SIGTERM)
     try:
         run.proc.wait(timeout=run.options.grace)
@@ -175,15 +189,16 @@ def _stop_server(run: _Run) -> None:
 
 
 def _execute(options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> tuple[
-    dict[int, ProcessRecord], int, int, list[dict[str, Any]]
+    dict[int, ProcessRecord], int, int, list[ProbeAnswer]
 ]:
-    run = _Run(options, log, stderr)
-    answers: list[dict[str, Any]] = []
+    started = time.monotonic()
+    run = TracedRun(options, log, stderr)
+    answers: list[ProbeAnswer] = []
     try:
         if options.port is None:
             status = _run_script(run)
         else:
-            answers = _run_server(run)
+            answers = _run_server(run, started)
     finally:
         if run.proc.poll() is None:
             _stop_server(run)
@@ -194,21 +209,18 @@ def _execute(options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> tupl
     return records, run.proc.pid, run.proc.returncode, answers
 
 
-def run_trace(options: TraceOptions, stderr: IO[bytes] | None = None) -> dict[str, Any]:
+def run_trace(options: TraceOptions, stderr: IO[bytes] | None = None) -> Trace:
     """Run ``options.command``, write the merged trace to ``options.output`` and return it."""
     if not options.command:
         raise UsageError("no command to trace", "give it after --, e.g. -- python app.py")
-    if options.port is not None and http.port_in_use(options.port):
+    if options.port is not None and serve.port_in_use(options.port):
         raise TraceError(f"127.0.0.1:{options.port} is already in use before the app started",
                          "stop whatever listens there, or trace with another --port")
     interpreter = describe_interpreter(options.command[0], options.cwd)
     with tempfile.TemporaryDirectory(prefix="pyfarm-trace-") as tmp:
         records, pid, status, answers = _execute(options, Path(tmp) / "events.log", stderr)
-    trace = merge(options, interpreter, records, pid)
-    trace["exit_status"] = status
-    trace["probes"] = answers
-    options.output.parent.mkdir(parents=True, exist_ok=True)
-    options.output.write_text(json.dumps(trace, indent=1, sort_keys=True) + "\n")
+    trace = merge(options, interpreter, records, pid, status, answers)
+    trace.write(options.output)
     return trace
 
 
@@ -219,69 +231,63 @@ def _main_record(records: dict[int, ProcessRecord], pid: int) -> ProcessRecord:
                      "the command after -- must run a Python interpreter directly")
 
 
-def _classify(entry: str, interp: dict[str, Any], app_dir: str) -> str:
+def _classify(entry: str, interp: Interpreter, app_dir: str) -> str:
     if entry == app_dir:
         return "app"
-    if entry == interp["lib_dynload"]:
+    if entry == interp.lib_dynload:
         return "dynload"
-    if entry in (interp["stdlib"], interp["platstdlib"]):
+    if entry in (interp.stdlib, interp.platstdlib):
         return "stdlib"
     if entry.endswith(".zip"):
         return "stdlib-zip"
     return "site"
 
 
-def merge(options: TraceOptions, interp: dict[str, Any], records: dict[int, ProcessRecord],
-          main_pid: int) -> dict[str, Any]:
+def merge(options: TraceOptions, interp: Interpreter, records: dict[int, ProcessRecord],
+          main_pid: int, status: int, answers: list[ProbeAnswer]) -> Trace:
     """Fold every process's record into the trace document."""
     main = _main_record(records, main_pid)
     cwd = str((options.cwd or Path.cwd()).resolve())
     sys_path = [os.path.join(cwd, e) if not os.path.isabs(e) else e for e in main.sys_path]
     app_dir = sys_path[0] if sys_path else cwd
-    entries = [{"path": e, "kind": _classify(e, interp, app_dir)} for e in sys_path]
-    modules: dict[str, dict[str, Any]] = {}
+    entries = tuple(SysPathEntry(e, _classify(e, interp, app_dir)) for e in sys_path)
+    modules: dict[str, Module] = {}
     used: set[str] = set()
     for rec in records.values():
         for name, (origin, locations) in rec.modules.items():
-            modules[name] = {"file": origin, "search_locations": locations}
+            modules[name] = Module(origin, tuple(locations))
         used |= rec.opened | rec.mapped | {o for o, _ in rec.modules.values() if o.startswith("/")}
     dists = _used_distributions(entries, used)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "command": list(options.command),
-        "cwd": cwd,
-        "kind": "script" if options.port is None else "server",
-        "port": options.port,
-        "interpreter": interp,
-        "app_dir": app_dir,
-        "sys_path": entries,
-        "modules": dict(sorted(modules.items())),
-        "imports": sorted(set().union(*(r.imports for r in records.values()))),
-        "files_opened": sorted(set().union(*(r.opened for r in records.values()))),
-        "mapped": sorted(set().union(*(r.mapped for r in records.values()))),
-        "dlopen": sorted(set().union(*(r.dlopen for r in records.values())) - {""}),
-        "files_implied": _implied_files(interp, modules),
-        "distributions": [d.to_json() for d in dists],
-        "unowned": _unowned(entries, used, dists),
-        "processes": [
-            {"pid": r.pid, "ppid": r.ppid, "executable": r.executable, "argv": r.argv,
-             "exited": r.exited}
-            for r in sorted(records.values(), key=lambda r: r.pid)
-        ],
-    }
+    return Trace(
+        command=options.command, cwd=cwd, kind="script" if options.port is None else "server",
+        port=options.port, interpreter=interp, app_dir=app_dir, sys_path=entries,
+        modules=dict(sorted(modules.items())),
+        imports=_union(r.imports for r in records.values()),
+        files_opened=_union(r.opened for r in records.values()),
+        mapped=_union(r.mapped for r in records.values()),
+        dlopen=tuple(n for n in _union(r.dlopen for r in records.values()) if n),
+        files_implied=_implied_files(interp, modules),
+        distributions=tuple(dists), unowned=tuple(_unowned(entries, used, dists)),
+        processes=tuple(Process(r.pid, r.ppid, r.executable, tuple(r.argv), r.exited)
+                        for r in sorted(records.values(), key=lambda r: r.pid)),
+        exit_status=status, probes=tuple(answers),
+    )
 
 
-def _implied_files(interp: dict[str, Any], modules: dict[str, Any]) -> list[dict[str, str]]:
+def _union(sets: Iterable[set[str]]) -> tuple[str, ...]:
+    return tuple(sorted(set().union(*sets)))
+
+
+def _implied_files(interp: Interpreter, modules: dict[str, Module]) -> tuple[ImpliedFile, ...]:
     """Files C code opens where the audit hook cannot see: OpenSSL's CA bundle."""
-    implied = []
-    cafile = interp.get("ssl_cafile_resolved") or interp.get("ssl_cafile")
+    cafile = interp.ssl_cafile_resolved or interp.ssl_cafile
     if "_ssl" in modules and cafile and os.path.isfile(cafile):
-        implied.append({"path": cafile, "reason": "OpenSSL's default CA bundle (_ssl loaded)"})
-    return implied
+        return (ImpliedFile(cafile, "OpenSSL's default CA bundle (_ssl loaded)"),)
+    return ()
 
 
-def _site_dirs(entries: list[dict[str, str]]) -> list[str]:
-    return [e["path"] for e in entries if e["kind"] == "site"]
+def _site_dirs(entries: Iterable[SysPathEntry]) -> list[str]:
+    return [e.path for e in entries if e.kind == "site"]
 
 
 def _site_of(path: str, site_dirs: list[str]) -> str | None:
@@ -289,7 +295,8 @@ def _site_of(path: str, site_dirs: list[str]) -> str | None:
     return max(matches, key=len) if matches else None
 
 
-def _used_distributions(entries: list[dict[str, str]], used: set[str]) -> list[Distribution]:
+def _used_distributions(entries: tuple[SysPathEntry, ...], used: set[str]
+                        ) -> list[Distribution]:
     site_dirs = _site_dirs(entries)
     owners = Owners([d for s in site_dirs for d in scan(Path(s))])
     found: dict[tuple[str, str], Distribution] = {}
@@ -301,7 +308,7 @@ def _used_distributions(entries: list[dict[str, str]], used: set[str]) -> list[D
     return [found[k] for k in sorted(found)]
 
 
-def _unowned(entries: list[dict[str, str]], used: set[str],
+def _unowned(entries: tuple[SysPathEntry, ...], used: set[str],
              dists: list[Distribution]) -> list[str]:
     """Top-level names used from a site dir that no ``*.dist-info`` claims."""
     site_dirs = _site_dirs(entries)

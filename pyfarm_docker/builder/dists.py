@@ -4,40 +4,9 @@ from __future__ import annotations
 
 import csv
 import email.parser
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-
-@dataclass(frozen=True)
-class Distribution:
-    """One installed distribution; ``files`` are relative to ``site_dir`` and stay inside it."""
-
-    name: str
-    version: str
-    site_dir: str
-    dist_info: str
-    files: tuple[str, ...]
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "site_dir": self.site_dir,
-            "dist_info": self.dist_info,
-            "files": list(self.files),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> Distribution:
-        files = data["files"]
-        assert isinstance(files, list)
-        return cls(
-            str(data["name"]),
-            str(data["version"]),
-            str(data["site_dir"]),
-            str(data["dist_info"]),
-            tuple(str(f) for f in files),
-        )
+from ..documents.trace import Distribution
 
 
 def _record_files(dist_info: Path) -> list[str]:

@@ -9,16 +9,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from . import context, engine, oci
-from .dockerfile import DEFAULT_FINAL, DockerfileOptions
-from .errors import UsageError
+from .. import defaults, runtime
+from ..errors import UsageError
+from . import engine, oci, staging, verify, wheelhouse
+from .dockerfile import DockerfileOptions, for_project
+from .target import Target
 
 Report = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    project: Path
     dockerfile: DockerfileOptions
     tag: str
     network: str | None = None
@@ -31,6 +32,10 @@ class BuildOptions:
     output: oci.Layout | None = None  # write here instead of tagging in the engine
     sbom: Path | None = None
 
+    @property
+    def project(self) -> Path:
+        return self.dockerfile.settings.project
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -41,7 +46,7 @@ class BuildResult:
     builder_tag: str | None
     builder_bytes: int
     seconds: float
-    verdict: Any = None  # verify.Verdict with --verify
+    verdict: verify.Verdict | None = None  # with --verify
 
 
 def sibling_reference(tag: str, variant: str) -> str:
@@ -50,7 +55,7 @@ def sibling_reference(tag: str, variant: str) -> str:
     return f"{repo}:{name}-{variant}"
 
 
-def app_wheels(options: BuildOptions, base: engine.BaseInfo, report: Report) -> list[Path] | None:
+def app_wheels(options: BuildOptions, target: Target, report: Report) -> list[Path] | None:
     """The app's wheelhouse: given, downloaded on the host, or None (pip uses its index)."""
     if options.wheelhouse is not None:
         if not options.wheelhouse.is_dir():
@@ -58,35 +63,36 @@ def app_wheels(options: BuildOptions, base: engine.BaseInfo, report: Report) -> 
         return sorted(options.wheelhouse.glob("*.whl"))
     if not options.download:
         return None
-    report(f"wheels for CPython {base.python}, glibc {base.glibc[0]}.{base.glibc[1]}")
-    return context.download_wheels(options.project, context.Target(base.python, base.glibc))
+    report(f"wheels for {target.describe()}")
+    return wheelhouse.app_wheels(options.project, target)
 
 
-def run_build(options: BuildOptions, report: Report, log: Report | None = None) -> BuildResult:
+def build_image(options: BuildOptions, report: Report, log: Report | None = None
+                ) -> BuildResult:
     """Build ``options.tag``; progress goes to ``report``, the full log to ``log``."""
     engine.check_reference(options.tag)
     if options.output is not None:
         options.output.check_writable()
     with engine.session(options.engine) as eng:
         report(f"engine: {eng.name}")
-        return _run(eng, options, report, log)
+        return _build(eng, options, report, log)
 
 
-def _run(eng: engine.Engine, options: BuildOptions, report: Report,
-         log: Report | None) -> BuildResult:
+def _build(eng: engine.Engine, options: BuildOptions, report: Report,
+           log: Report | None) -> BuildResult:
     started = time.monotonic()
     client = eng.client
-    base = engine.probe_base(client, options.dockerfile.base)
-    if options.dockerfile.final != DEFAULT_FINAL:
-        engine.require_image(client, options.dockerfile.final, "final")
-    wheels = app_wheels(options, base, report)
-    dockerfile = context.project_options(
-        options.project, replace(options.dockerfile, wheelhouse=wheels is not None))
+    settings = options.dockerfile.settings
+    target = engine.probe_base(client, settings.base)
+    if settings.final != defaults.FINAL:
+        engine.require_image(client, settings.final, "final")
+    wheels = app_wheels(options, target, report)
+    dockerfile = for_project(replace(options.dockerfile, wheelhouse=wheels is not None))
     with tempfile.TemporaryDirectory(prefix="pyfarm-context-") as tmp:
         ctx = Path(tmp)
-        context.copy_project(options.project, ctx)
-        path = context.write_helpers(ctx, dockerfile, base.python, base.glibc, wheels)
-        image_id, builder_id, verdict = _build_images(
+        staging.copy_project(options.project, ctx)
+        path = staging.write_helpers(ctx, dockerfile, target, wheels)
+        image_id, builder_id, verdict = _build_stages(
             eng, ctx, str(path.relative_to(ctx)), options, report, log)
     _publish(client, image_id, options, report)
     builder = sibling_reference(options.tag, "builder") if options.verify else None
@@ -101,8 +107,8 @@ def _run(eng: engine.Engine, options: BuildOptions, report: Report,
 def _publish(client: Any, image_id: str, options: BuildOptions, report: Report) -> None:
     """Tag the image, or write it as an OCI layout; and its SBOM if asked."""
     if options.sbom is not None:
-        options.sbom.write_bytes(engine.read_file(
-            client, image_id, f"{options.dockerfile.prefix}/.pyfarm/sbom.spdx.json"))
+        sbom = runtime.Runtime(options.dockerfile.settings.prefix).sbom
+        options.sbom.write_bytes(engine.read_file(client, image_id, str(sbom)))
         report(f"SBOM (SPDX 2.3) -> {options.sbom}")
     if options.output is None:
         engine.tag(client, image_id, options.tag)
@@ -111,25 +117,26 @@ def _publish(client: Any, image_id: str, options: BuildOptions, report: Report) 
     oci.write(client, image_id, options.tag, options.output)
 
 
-def _build_images(eng: engine.Engine, ctx: Path, dockerfile: str, options: BuildOptions,
-                  report: Report, log: Report | None) -> tuple[str, str, Any]:
+def _build_stages(eng: engine.Engine, ctx: Path, dockerfile: str, options: BuildOptions,
+                  report: Report, log: Report | None
+                  ) -> tuple[str, str, verify.Verdict | None]:
     """Build the image and its builder stage (all cached by then), verify if asked.
     Nothing is tagged here: the caller tags once everything passed."""
     args = {"SOURCE_DATE_EPOCH": str(options.source_date_epoch)}
     client = eng.client
     tracker = engine.StepTracker(report, log)
-    image_id = engine.build(client, ctx, dockerfile, tracker, target="final",
-                            network=options.network, no_cache=options.no_cache, buildargs=args)
-    builder_id = engine.build(client, ctx, dockerfile, engine.StepTracker(lambda _: None, log),
-                              target="builder", network=options.network, buildargs=args)
+    image_id = engine.build_stage(client, ctx, dockerfile, tracker, target="final",
+                                  network=options.network, no_cache=options.no_cache,
+                                  buildargs=args)
+    builder_id = engine.build_stage(client, ctx, dockerfile,
+                                    engine.StepTracker(lambda _: None, log), target="builder",
+                                    network=options.network, buildargs=args)
     debug_id = None
-    if options.dockerfile.debug:
-        debug_id = engine.build(client, ctx, dockerfile, engine.StepTracker(report, log),
-                                target="debug", network=options.network, buildargs=args)
+    if options.dockerfile.settings.debug:
+        debug_id = engine.build_stage(client, ctx, dockerfile, engine.StepTracker(report, log),
+                                      target="debug", network=options.network, buildargs=args)
     verdict = None
     if options.verify:
-        from . import verify
-
         report("verifying the image against its builder")
         verdict = verify.check_or_raise(eng, image_id, builder_id, options.dockerfile.spec,
                                         report)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from .dists import Distribution
-from .errors import AssembleError
+from ..documents.conflicts import SonameConflict
+from ..documents.interpreter import Interpreter
+from ..documents.trace import Distribution, Trace
+from ..errors import AssembleError
 
-DEFAULT_PREFIX = PurePosixPath("/app")
-LAYERS = ("runtime", "big", "packages", "app")
 BIG_DIST_BYTES = 8 * 1024 * 1024
 _SKIP_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache",
                          ".pytest_cache", ".ruff_cache", ".tox"})
@@ -54,8 +53,7 @@ class Plan:
     entries: tuple[Entry, ...]
     rpaths: tuple[RpathEdit, ...]
     warnings: tuple[str, ...]
-    conflicts: tuple[dict[str, Any], ...]
-    env: tuple[tuple[str, str], ...]
+    conflicts: tuple[SonameConflict, ...]
     prunable: frozenset[PurePosixPath] = frozenset()
 
 
@@ -106,17 +104,12 @@ class Planner:
                 self.file(dest / path.name, str(path.resolve()), layer, origin)
 
 
-def version_dir(interp: dict[str, Any]) -> str:
-    major, minor = interp["version_info"][:2]
-    return f"python{major}.{minor}{interp['abi_thread']}"
-
-
-def add_interpreter(p: Planner, interp: dict[str, Any]) -> PurePosixPath:
+def add_interpreter(p: Planner, interp: Interpreter) -> PurePosixPath:
     """python/bin/python (a real file: getpath needs it) and the whole stdlib."""
     python = p.under("python", "bin", "python")
-    p.file(python, interp["executable"], "runtime", "interpreter")
-    lib = p.under("python", "lib", version_dir(interp))
-    stdlib, dynload = Path(interp["stdlib"]), Path(interp["lib_dynload"])
+    p.file(python, interp.executable, "runtime", "interpreter")
+    lib = p.under("python", "lib", interp.version_dir)
+    stdlib, dynload = Path(interp.stdlib), Path(interp.lib_dynload)
     build_config = {d.name for d in stdlib.glob("config-*")}  # libpython.a, Makefile
     p.tree(stdlib, lib, "runtime", "stdlib", _STDLIB_SKIP | {dynload.name, *build_config})
     p.directory(lib / "lib-dynload", "runtime")
@@ -132,19 +125,19 @@ def source_of(path: PurePosixPath) -> PurePosixPath:
     return path
 
 
-def touched_sources(trace: dict[str, Any]) -> set[str]:
+def touched_sources(trace: Trace) -> set[str]:
     """.py files the run read, directly or through their cached .pyc."""
-    touched = {m["file"] for m in trace["modules"].values()}
-    touched |= {str(source_of(PurePosixPath(p))) for p in trace["files_opened"]}
+    touched = {m.file for m in trace.modules.values()}
+    touched |= {str(source_of(PurePosixPath(p))) for p in trace.files_opened}
     return touched
 
 
-def add_site_dirs(p: Planner, trace: dict[str, Any], prune: bool = False
+def add_site_dirs(p: Planner, trace: Trace, prune: bool = False
                   ) -> list[PurePosixPath]:
     """site-packages/pN for each site dir, with every used distribution copied whole (with
     ``prune``, less the .py files the run never read)."""
-    sites = [e["path"] for e in trace["sys_path"] if e["kind"] == "site"]
-    dists = [Distribution.from_json(d) for d in trace["distributions"]]
+    sites = trace.site_dirs()
+    dists = trace.distributions
     touched = touched_sources(trace)
     dests = []
     for n, site in enumerate(sites, start=1):
@@ -153,7 +146,7 @@ def add_site_dirs(p: Planner, trace: dict[str, Any], prune: bool = False
         p.directory(dest, "runtime")
         for dist in (d for d in dists if d.site_dir == site):
             _add_distribution(p, dist, dest, touched, prune)
-        for unowned in trace["unowned"]:
+        for unowned in trace.unowned:
             if os.path.dirname(unowned) == site:
                 _add_unowned(p, Path(unowned), dest)
     return dests
@@ -195,10 +188,10 @@ def _add_unowned(p: Planner, path: Path, dest: PurePosixPath) -> None:
         p.file(dest / path.name, str(path), "packages", f"path:{path.name}")
 
 
-def add_app(p: Planner, trace: dict[str, Any]) -> PurePosixPath:
+def add_app(p: Planner, trace: Trace) -> PurePosixPath:
     """First-party code: the app's directory, importable from where it lands."""
     dest = p.under("app")
-    source = Path(trace["app_dir"])
+    source = Path(trace.app_dir)
     if not source.is_dir():
         raise AssembleError(f"the app directory {source} is gone", "assemble where you traced")
     p.tree(source, dest, "app", "app")

@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import __version__
+from .. import __version__
+from ..documents.trace import Distribution
 
 SPDX_PATH = "sbom.spdx.json"
 STATUS_DIR = "var/lib/dpkg/status.d"
@@ -29,14 +30,14 @@ def _license(meta: Any) -> str:
     return text[0][:80] if text else _NO_ASSERTION
 
 
-def python_packages(distributions: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+def python_packages(distributions: Iterable[Distribution]) -> list[dict[str, str]]:
     out = []
     for dist in distributions:
-        path = Path(dist["site_dir"], dist["dist_info"], "METADATA")
+        path = Path(dist.site_dir, dist.dist_info, "METADATA")
         meta = email.parser.Parser().parsestr(path.read_text(errors="replace")
                                               if path.exists() else "")
-        out.append({"name": dist["name"], "version": dist["version"], "license": _license(meta),
-                    "purl": f"pkg:pypi/{dist['name'].lower()}@{dist['version']}"})
+        out.append({"name": dist.name, "version": dist.version, "license": _license(meta),
+                    "purl": f"pkg:pypi/{dist.name.lower()}@{dist.version}"})
     return sorted(out, key=lambda p: p["name"].lower())
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePosixPath
-from typing import Any
 
+from ..documents.interpreter import Interpreter
+from ..documents.trace import Trace
+from ..runtime import CA_BUNDLE, NONROOT
 from . import elf
 from .plan import Planner
 
-NONROOT = 65532
-CA_BUNDLE = PurePosixPath("etc/ssl/certs/ca-certificates.crt")
 PASSWD = ("root:x:0:0:root:/root:/sbin/nologin\n"
           f"nonroot:x:{NONROOT}:{NONROOT}:nonroot:/home/nonroot:/sbin/nologin\n")
 GROUP = f"root:x:0:\nnonroot:x:{NONROOT}:\n"
@@ -37,9 +37,8 @@ def root_path(path: str) -> PurePosixPath:
     return PurePosixPath(path.lstrip("/"))
 
 
-def add_essentials(p: Planner, trace: dict[str, Any], loader: str) -> list[tuple[str, str]]:
-    """Add the runtime files; returns the environment the image must set."""
-    env = [("LANG", "C.UTF-8"), ("PYTHONDONTWRITEBYTECODE", "1")]
+def add_essentials(p: Planner, trace: Trace, loader: str) -> None:
+    """Add the runtime files the image's environment (``runtime.Runtime.env``) relies on."""
     _add_loader(p, loader)
     p.text(PurePosixPath("etc/passwd"), PASSWD, "runtime", "essential")
     p.text(PurePosixPath("etc/group"), GROUP, "runtime", "essential")
@@ -53,12 +52,10 @@ def add_essentials(p: Planner, trace: dict[str, Any], loader: str) -> list[tuple
         if os.path.isfile(path):
             p.file(root_path(path), os.path.realpath(path), "runtime", "essential")
     _add_ldconfig(p)
-    if _add_certificates(p, trace["interpreter"]):
-        env.append(("SSL_CERT_FILE", "/" + str(CA_BUNDLE)))
-    _add_zoneinfo(p, trace["interpreter"])
-    _add_gconv(p, trace["mapped"])
+    _add_certificates(p, trace.interpreter)
+    _add_zoneinfo(p, trace.interpreter)
+    _add_gconv(p, trace.mapped)
     _add_data_files(p, trace)
-    return env
 
 
 def _add_loader(p: Planner, loader: str) -> None:
@@ -74,25 +71,26 @@ def _add_ldconfig(p: Planner) -> None:
                "runtime", "essential")
 
 
-def _add_certificates(p: Planner, interp: dict[str, Any]) -> bool:
-    bundle = interp.get("ssl_cafile_resolved") or interp.get("ssl_cafile") or ""
+def _add_certificates(p: Planner, interp: Interpreter) -> None:
+    """The CA bundle at SSL_CERT_FILE, and at OpenSSL's default path when that differs."""
+    bundle = interp.ssl_cafile_resolved or interp.ssl_cafile
     if not bundle or not os.path.isfile(bundle):
-        return False
-    p.file(CA_BUNDLE, os.path.realpath(bundle), "runtime", "essential")
-    default = interp.get("ssl_cafile", "")
-    if default and root_path(default) != CA_BUNDLE:
-        p.link(root_path(default), CA_BUNDLE, "runtime", "essential")
-    return True
+        return
+    ca_bundle = root_path(str(CA_BUNDLE))
+    p.file(ca_bundle, os.path.realpath(bundle), "runtime", "essential")
+    default = interp.ssl_cafile
+    if default and root_path(default) != ca_bundle:
+        p.link(root_path(default), ca_bundle, "runtime", "essential")
 
 
-def _add_zoneinfo(p: Planner, interp: dict[str, Any]) -> None:
-    for directory in interp.get("tzpath", []):
+def _add_zoneinfo(p: Planner, interp: Interpreter) -> None:
+    for directory in interp.tzpath:
         if os.path.isdir(directory):
             p.tree(Path(directory), root_path(directory), "runtime", "essential",
                    keep_links=True)
 
 
-def _add_gconv(p: Planner, mapped: list[str]) -> None:
+def _add_gconv(p: Planner, mapped: tuple[str, ...]) -> None:
     """iconv modules that C code loaded, with their configuration."""
     dirs = {os.path.dirname(m) for m in mapped if "/gconv/" in m}
     for directory in sorted(dirs):
@@ -106,17 +104,16 @@ def _add_gconv(p: Planner, mapped: list[str]) -> None:
                 p.tree(conf, root_path(str(conf)), "runtime", "essential")
 
 
-def _outside_farm(path: str, trace: dict[str, Any]) -> bool:
-    interp = trace["interpreter"]
-    inside = [interp["stdlib"], interp["lib_dynload"], trace["app_dir"],
-              *(e["path"] for e in trace["sys_path"])]
+def _outside_farm(path: str, trace: Trace) -> bool:
+    interp = trace.interpreter
+    inside = [interp.stdlib, interp.lib_dynload, trace.app_dir, *(e.path for e in trace.sys_path)]
     return not any(path == d or path.startswith(d.rstrip("/") + "/") for d in inside)
 
 
-def _add_data_files(p: Planner, trace: dict[str, Any]) -> None:
+def _add_data_files(p: Planner, trace: Trace) -> None:
     """Files the traced run opened outside the farm keep their absolute paths."""
     shim = str(Path(__file__).resolve().parent)
-    for path in trace["files_opened"]:
+    for path in trace.files_opened:
         if path.startswith((*_NEVER_DATA, shim)) or not os.path.isfile(path):
             continue
         if _outside_farm(path, trace) and root_path(path) not in p.entries:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .errors import DockerError
+from ..errors import DockerError
 
 _READY_TIMEOUT = 30.0
 

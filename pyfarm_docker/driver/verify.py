@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import json
 import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from . import probe as http
-from .appspec import SPEC_LABEL, AppSpec, from_mapping
+from .. import runtime, serve
+from ..documents.spec import AppSpec
+from ..errors import VerifyError
 from .engine import Engine, image_label
-from .errors import VerifyError
 
 # Ryuk (testcontainers' reaper) is an image no registry here can give: we clean up ourselves.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 from testcontainers.core.container import DockerContainer
 
-BUILDER_PYTHON = "/opt/venv/bin/python"
-BUILDER_WORKDIR = "/src"
 _RUN_TIMEOUT = 300
 
 
@@ -44,16 +41,19 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class _Run:
+class RunResult:
+    """One container's run: its exit status (for a server: 0 when it came up), output,
+    time to exit or to its open port, and its answers to the probes."""
+
     status: int
     stdout: str
     stderr: str
     ms: float
-    answers: tuple[http.Answer, ...] = ()
+    answers: tuple[serve.Answer, ...] = ()
 
 
 def spec_from_image(client: Any, image: str) -> AppSpec:
-    return from_mapping(json.loads(image_label(client, image, SPEC_LABEL)), f"label of {image}")
+    return AppSpec.loads(image_label(client, image, runtime.LABEL_SPEC), f"label of {image}")
 
 
 @contextlib.contextmanager
@@ -71,18 +71,19 @@ def _container(eng: Engine, image: str, network: str, command: list[str] | None 
             container.get_wrapped_container().remove(force=True, v=True)
 
 
-def _run_script(eng: Engine, image: str, **kwargs: Any) -> _Run:
+def _run_script(eng: Engine, image: str, **kwargs: Any) -> RunResult:
     started = time.monotonic()
     with _container(eng, image, "none", **kwargs) as c:
         status = c.get_wrapped_container().wait(timeout=_RUN_TIMEOUT)["StatusCode"]
         ms = (time.monotonic() - started) * 1000
         out, err = c.get_logs()
-    return _Run(int(status), out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), ms)
+    return RunResult(int(status), out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                     ms)
 
 
-def _run_server(eng: Engine, image: str, spec: AppSpec, **kwargs: Any) -> _Run:
+def _run_server(eng: Engine, image: str, spec: AppSpec, **kwargs: Any) -> RunResult:
     assert spec.port is not None
-    if http.port_in_use(spec.port):
+    if serve.port_in_use(spec.port):
         raise VerifyError(f"127.0.0.1:{spec.port} is busy before the server started",
                           "stop whatever listens there")
     started = time.monotonic()
@@ -93,13 +94,10 @@ def _run_server(eng: Engine, image: str, spec: AppSpec, **kwargs: Any) -> _Run:
             wrapped.reload()
             return bool(wrapped.status in ("created", "running"))
 
-        ready = http.wait_for_port(spec.port, started + 60, alive)
-        ms = (time.monotonic() - started) * 1000
-        answers = tuple(http.send(p, spec.port) for p in spec.probes) if ready else ()
+        served = serve.probe_server(spec.port, spec.probes, alive, started)
         out, err = c.get_logs()
-    status = 0 if ready else 1
-    return _Run(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), ms,
-                answers)
+    return RunResult(0 if served.ready else 1, out.decode("utf-8", "replace"),
+                     err.decode("utf-8", "replace"), served.ready_ms, served.answers)
 
 
 def _diff(expected: str, got: str) -> str:
@@ -108,7 +106,7 @@ def _diff(expected: str, got: str) -> str:
     return "\n".join(list(lines)[:40])
 
 
-def _script_checks(builder: _Run, final: _Run) -> list[Check]:
+def _script_checks(builder: RunResult, final: RunResult) -> list[Check]:
     stderr = f"\nfinal stderr:\n{final.stderr[-1500:]}" if final.stderr else ""
     return [
         Check("exit status", builder.status == final.status,
@@ -118,12 +116,12 @@ def _script_checks(builder: _Run, final: _Run) -> list[Check]:
     ]
 
 
-def _server_checks(spec: AppSpec, builder: _Run, final: _Run) -> list[Check]:
+def _server_checks(spec: AppSpec, builder: RunResult, final: RunResult) -> list[Check]:
     checks = [Check("server ready", final.status == 0 and builder.status == 0,
                     f"builder ready: {builder.status == 0}, final ready: {final.status == 0}"
                     f"\nfinal stderr:\n{final.stderr[-1500:]}")]
     for probe, b, f in zip(spec.probes, builder.answers, final.answers):
-        checks.append(Check(probe.label(), b.same_as(f) and not http.mismatch(probe, f),
+        checks.append(Check(probe.label(), b.same_as(f) and not serve.mismatch(probe, f),
                             f"builder {b.status} {b.body[:200]!r}, final {f.status} "
                             f"{f.body[:200]!r}"))
     return checks
@@ -131,9 +129,9 @@ def _server_checks(spec: AppSpec, builder: _Run, final: _Run) -> list[Check]:
 
 def compare(eng: Engine, image: str, builder: str, spec: AppSpec) -> Verdict:
     """Run the builder (its venv python in /src) and the final image; compare."""
-    command = [BUILDER_PYTHON, *spec.entry, *spec.checked_args]
+    command = [str(runtime.BUILDER_PYTHON), *spec.entry, *spec.checked_args]
     as_builder = {"entrypoint": command[:1], "command": command[1:],
-                  "working_dir": BUILDER_WORKDIR}
+                  "working_dir": str(runtime.BUILDER_SOURCE)}
     if spec.kind == "server":
         b = _run_server(eng, builder, spec, **as_builder)
         f = _run_server(eng, image, spec)

@@ -4,27 +4,25 @@ what --prune would save, soname conflicts; as a table, JSON or an HTML treemap."
 from __future__ import annotations
 
 import html
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .. import runtime
+from ..documents.manifest import Manifest
+from ..errors import UsageError
+from . import engine, oci
 from .treemap import Rect, layout
 
-MANIFEST_LABEL = "io.pyfarm-docker.manifest"
 TOP = 20
 
 
-def load_manifest(target: str, engine_choice: str = "auto") -> dict[str, Any]:
+def load_manifest(target: str, engine_choice: str = "auto") -> Manifest:
     """From a farm directory (assemble's output, layered or not), an OCI layout
     (``oci:DIR``, ``tar:FILE``) or an image in the engine."""
-    from . import oci
-
     if oci.is_layout(target):
-        data = oci.labeled_file(oci.Layout.parse(target), MANIFEST_LABEL)
-        from_layout: dict[str, Any] = json.loads(data)
-        return from_layout
+        data = oci.labeled_file(oci.Layout.parse(target), runtime.LABEL_MANIFEST)
+        return Manifest.loads(data, f"manifest in {target}")
     path = Path(target)
     if path.is_dir():
         found = sorted(path.glob("*/.pyfarm/manifest.json")) + sorted(
@@ -32,19 +30,16 @@ def load_manifest(target: str, engine_choice: str = "auto") -> dict[str, Any]:
         if not found:
             raise UsageError(f"no .pyfarm/manifest.json below {path}",
                              "give the output directory of 'pyfarm-docker assemble'")
-        manifest: dict[str, Any] = json.loads(found[0].read_text())
-        return manifest
+        return Manifest.read(found[0])
     return _image_manifest(target, engine_choice)
 
 
-def _image_manifest(image: str, engine_choice: str) -> dict[str, Any]:
-    from . import engine
-
+def _image_manifest(image: str, engine_choice: str) -> Manifest:
     with engine.session(engine_choice) as eng:
         engine.require_image(eng.client, image, "image")
-        path = engine.image_label(eng.client, image, MANIFEST_LABEL)
-        manifest: dict[str, Any] = json.loads(engine.read_file(eng.client, image, path))
-    return manifest
+        path = engine.image_label(eng.client, image, runtime.LABEL_MANIFEST)
+        return Manifest.loads(engine.read_file(eng.client, image, path),
+                              f"manifest of {image}")
 
 
 def _group(origin: str, path: str) -> str:
@@ -54,23 +49,24 @@ def _group(origin: str, path: str) -> str:
     return origin
 
 
-def summarize(manifest: dict[str, Any]) -> dict[str, Any]:
+def summarize(manifest: Manifest) -> dict[str, Any]:
+    """The report as JSON-ready data (``report --json`` prints it)."""
     groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for f in manifest["files"]:
-        group = groups[_group(f["origin"], f["path"])]
-        group[0] += f["size"]
+    for f in manifest.files:
+        group = groups[_group(f.origin, f.path)]
+        group[0] += f.size
         group[1] += 1
-    prunable = set(manifest.get("prunable", []))
-    files = sorted(manifest["files"], key=lambda f: -f["size"])
+    prunable = set(manifest.prunable)
+    files = sorted(manifest.files, key=lambda f: -f.size)
     return {
-        "total_bytes": sum(f["size"] for f in manifest["files"]),
-        "files": len(manifest["files"]),
+        "total_bytes": manifest.total_bytes,
+        "files": len(manifest.files),
         "by_origin": [{"origin": k, "bytes": v[0], "files": v[1]}
                       for k, v in sorted(groups.items(), key=lambda kv: -kv[1][0])],
-        "top_files": [{"path": f["path"], "bytes": f["size"], "origin": f["origin"]}
+        "top_files": [{"path": f.path, "bytes": f.size, "origin": f.origin}
                       for f in files[:TOP]],
-        "prune_saves_bytes": sum(f["size"] for f in manifest["files"] if f["path"] in prunable),
-        "conflicts": manifest.get("conflicts", []),
+        "prune_saves_bytes": sum(f.size for f in manifest.files if f.path in prunable),
+        "conflicts": [c.to_json() for c in manifest.conflicts],
     }
 
 

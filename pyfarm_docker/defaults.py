@@ -1,0 +1,13 @@
+"""Every default the tool assumes about images, in one place."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+PREFIX = PurePosixPath("/app")
+BASE = "python:3.12-slim"
+FINAL = "scratch"
+PYTHON = "3.12"  # python:3.12-slim's, for wheels when no base image is inspected
+GLIBC = (2, 36)  # Debian bookworm's
+GLIBC_TEXT = f"{GLIBC[0]}.{GLIBC[1]}"
+MACHINE = "x86_64"

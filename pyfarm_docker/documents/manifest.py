@@ -1,0 +1,86 @@
+"""The farm's manifest (``PREFIX/.pyfarm/manifest.json``): every file with its size,
+sha256, origin and layer; written by the assembler, read by report and the tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ._read import Fields, dump, load
+from .conflicts import SonameConflict
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str  # absolute, in the image
+    size: int
+    sha256: str
+    origin: str
+    layer: str
+
+    @classmethod
+    def from_json(cls, f: Fields) -> FileRecord:
+        return cls(f.text("path"), f.integer("size"), f.text("sha256"), f.text("origin"),
+                   f.text("layer"))
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    prefix: str
+    python: str
+    env: tuple[tuple[str, str], ...]
+    files: tuple[FileRecord, ...]
+    links: tuple[str, ...]
+    warnings: tuple[str, ...]
+    conflicts: tuple[SonameConflict, ...]
+    prunable: tuple[str, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @classmethod
+    def from_json(cls, f: Fields) -> Manifest:
+        version = f.integer("schema_version")
+        if version != SCHEMA_VERSION:
+            raise UsageError(f"{f.where}: manifest schema {version}, this tool reads "
+                             f"{SCHEMA_VERSION}")
+        env = f.object("env")
+        return cls(
+            prefix=f.text("prefix"), python=f.text("python"),
+            env=tuple((k, env.text(k)) for k in env.data),
+            files=tuple(FileRecord.from_json(x) for x in f.objects("files")),
+            links=f.texts("links", ()), warnings=f.texts("warnings", ()),
+            conflicts=tuple(SonameConflict.from_json(x) for x in f.objects("conflicts", False)),
+            prunable=f.texts("prunable", ()),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "prefix": self.prefix, "python": self.python,
+                "env": dict(self.env), "files": [r.to_json() for r in self.files],
+                "links": list(self.links), "warnings": list(self.warnings),
+                "conflicts": [c.to_json() for c in self.conflicts],
+                "prunable": list(self.prunable)}
+
+    def dumps(self) -> str:
+        return dump(self.to_json())
+
+    @classmethod
+    def loads(cls, data: bytes | str, where: str) -> Manifest:
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            raise UsageError(f"{where} is not JSON: {exc}") from None
+        return cls.from_json(Fields(parsed, where))
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        return cls.from_json(load(path, "manifest"))

@@ -1,0 +1,164 @@
+"""The app spec: what the app is and how to run it.
+
+One encoding for every place it comes from or goes to: ``[tool.pyfarm-docker]`` in
+pyproject.toml, a corpus ``case.json``, the JSON file the builder stage traces with
+(``trace --spec``) and the final image's ``io.pyfarm-docker.spec`` label. Keys: kind,
+entry, args, trace_args, run_args, port, probes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ._read import Fields
+
+KINDS = ("script", "server")
+KEYS = frozenset({"kind", "entry", "args", "trace_args", "run_args", "port", "probes"})
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One HTTP request to the server and, optionally, what must come back."""
+
+    method: str
+    path: str
+    body_json: Any = None
+    expect_status: int | None = None
+    expect_body: str | None = None
+    expect_json: Any = None
+
+    @classmethod
+    def parse(cls, text: str) -> Probe:
+        """``'GET /health'``, ``'GET /missing 404'`` or ``'POST /sum 200 {"numbers": [1]}'``:
+        method, path, optional expected status, optional JSON body."""
+        parts = text.strip().split(None, 2)
+        if len(parts) < 2 or not parts[1].startswith("/"):
+            raise UsageError(f"bad probe {text!r}",
+                             "write it as 'METHOD /path [STATUS] [JSON body]'")
+        rest = parts[2] if len(parts) == 3 else ""
+        status = None
+        first, _, tail = rest.partition(" ")
+        if first.isdigit():
+            status, rest = int(first), tail.strip()
+        body = None
+        if rest:
+            try:
+                body = json.loads(rest)
+            except ValueError as exc:
+                raise UsageError(f"probe {text!r} has a body that is not JSON: {exc}") from None
+        return cls(parts[0].upper(), parts[1], body, status)
+
+    @classmethod
+    def from_json(cls, fields: Fields) -> Probe:
+        fields.only({"method", "path", "json", "expect_status", "expect_body", "expect_json"})
+        return cls(fields.text("method", "GET").upper(), fields.text("path"),
+                   fields.raw("json"), fields.opt_integer("expect_status"),
+                   fields.opt_text("expect_body"), fields.raw("expect_json"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "json": self.body_json,
+                "expect_status": self.expect_status, "expect_body": self.expect_body,
+                "expect_json": self.expect_json}
+
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """How the app starts; ``entry`` is what follows the interpreter (``app.py`` or ``-m pkg``)."""
+
+    entry: tuple[str, ...] = ("app.py",)
+    args: tuple[str, ...] = ()
+    trace_args: tuple[str, ...] | None = None
+    run_args: tuple[str, ...] | None = None
+    port: int | None = None
+    probes: tuple[Probe, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.entry or (self.entry[0] == "-m" and len(self.entry) < 2):
+            raise UsageError(f"entry {list(self.entry)} names no script or module",
+                             'use ["app.py"] or ["-m", "package"]')
+        if self.port is not None and not 0 < self.port < 65536:
+            raise UsageError(f"port {self.port} is not a TCP port (1-65535)")
+        if self.probes and self.port is None:
+            raise UsageError("probes are given but no port", "a server needs --port (or port)")
+
+    @property
+    def kind(self) -> str:
+        """A server has a port; anything else runs to completion."""
+        return "script" if self.port is None else "server"
+
+    @property
+    def traced_args(self) -> tuple[str, ...]:
+        return self.args if self.trace_args is None else self.trace_args
+
+    @property
+    def checked_args(self) -> tuple[str, ...]:
+        return self.args if self.run_args is None else self.run_args
+
+    @property
+    def module(self) -> str | None:
+        return self.entry[1] if self.entry[0] == "-m" else None
+
+    @classmethod
+    def from_json(cls, fields: Fields) -> AppSpec:
+        """From case.json, ``[tool.pyfarm-docker]``, a spec file or a label."""
+        port = fields.opt_integer("port")
+        kind = fields.opt_text("kind")
+        if kind is not None and kind not in KINDS:
+            raise UsageError(f"{fields.where}: kind must be one of {', '.join(KINDS)}, "
+                             f"not {kind!r}")
+        if kind == "server" and port is None:
+            raise UsageError(f"{fields.where}: a server needs a port", "set port (or --port)")
+        if kind == "script" and port is not None:
+            raise UsageError(f"{fields.where}: a script has no port",
+                             "drop kind (a port makes the app a server) or the port")
+        return cls(entry=fields.texts("entry", ("app.py",)), args=fields.texts("args", ()),
+                   trace_args=_opt_texts(fields, "trace_args"),
+                   run_args=_opt_texts(fields, "run_args"), port=port,
+                   probes=tuple(Probe.from_json(p) for p in fields.objects("probes", False)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "entry": list(self.entry), "args": list(self.args),
+                "trace_args": _opt_list(self.trace_args), "run_args": _opt_list(self.run_args),
+                "port": self.port, "probes": [p.to_json() for p in self.probes]}
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str, where: str) -> AppSpec:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"{where} is not JSON: {exc}") from None
+        return cls.from_json(Fields(data, where).only(KEYS))
+
+    def check_files(self, app_dir: Path) -> AppSpec:
+        """Check a script entry against the project; returns itself."""
+        if self.module is None:
+            script = app_dir / self.entry[0]
+            if not script.exists():
+                raise UsageError(f"entry file {script} does not exist",
+                                 "name the app's script, or use -m package")
+            if script.is_dir():
+                raise UsageError(f"entry {script} is a directory",
+                                 "name a .py file, or run a package with -m NAME")
+        elif not (app_dir / self.module.replace(".", "/")).exists() and not (
+            app_dir / (self.module.replace(".", "/") + ".py")
+        ).exists():
+            raise UsageError(f"module {self.module!r} is not in {app_dir}")
+        return self
+
+
+def _opt_texts(fields: Fields, key: str) -> tuple[str, ...] | None:
+    return fields.texts(key) if fields.data.get(key) is not None else None
+
+
+def _opt_list(value: tuple[str, ...] | None) -> list[str] | None:
+    return None if value is None else list(value)

@@ -1,0 +1,93 @@
+"""The commands that run on the user's machine: build, generate, verify, report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from pathlib import Path
+
+from ..cli import epoch, say
+from ..documents.spec import AppSpec
+from ..errors import UsageError
+from . import engine, oci, report, settings, verify, wheelhouse
+from .dockerfile import SYNTAXES, DockerfileOptions, for_project, render
+from .generate import generate as write_generated
+from .imagebuild import BuildOptions, build_image
+from .target import Target, parse_glibc
+
+
+def _settings(args: argparse.Namespace) -> settings.Settings:
+    return settings.resolve(settings.Flags(
+        path=args.path, module=args.module,
+        args=tuple(args.arg) if args.arg is not None else None, port=args.port,
+        probes=tuple(args.probe), base=args.base, final=args.final, prefix=args.prefix,
+        prune=args.prune, debug=args.debug))
+
+
+def generate(args: argparse.Namespace) -> int:
+    if args.syntax not in SYNTAXES:
+        raise UsageError(f"unknown --syntax {args.syntax!r}", f"use one of {', '.join(SYNTAXES)}")
+    options = DockerfileOptions(_settings(args), syntax=args.syntax)
+    if args.dockerfile_only:
+        print(render(for_project(options)), end="")
+        return 0
+    project = options.settings.project
+    target = Target(args.python, parse_glibc(args.glibc))
+    wheels = sorted(args.wheelhouse.glob("*.whl")) if args.wheelhouse else None
+    if args.download:
+        wheels = wheelhouse.app_wheels(project, target)
+    dockerfile = write_generated(options, args.output or project / ".pyfarm", target, wheels,
+                                 args.force)
+    docker = "DOCKER_BUILDKIT=1 docker" if args.syntax == "buildkit" else "docker"
+    flags = f"-f {dockerfile.relative_to(project)} -t IMAGE {project}"
+    say(f"wrote {dockerfile}; build it with:\n  {docker} build {flags}\n"
+        f"  podman build {flags}")
+    return 0
+
+
+def build(args: argparse.Namespace) -> int:
+    output = oci.Layout.parse(args.output) if args.output else None
+    result = build_image(
+        BuildOptions(dockerfile=DockerfileOptions(_settings(args)), tag=args.tag,
+                     network=args.network, wheelhouse=args.wheelhouse,
+                     download=not args.no_download, verify=args.verify,
+                     no_cache=args.no_cache, source_date_epoch=epoch(), engine=args.engine,
+                     output=output, sbom=args.sbom),
+        report=say, log=say if args.verbose else None,
+    )
+    where = f" -> {output}" if output else ""
+    say(f"built {result.tag} ({result.image_id[7:19]}) with {result.engine} in "
+        f"{result.seconds:.0f}s: {result.final_bytes / 1e6:.1f} MB{where}")
+    builder = f" ({result.builder_tag})" if result.builder_tag else ""
+    say(f"builder stage{builder}: {result.builder_bytes / 1e6:.1f} MB; the image is "
+        f"{result.final_bytes / result.builder_bytes:.0%} of it")
+    return 0
+
+
+def verify_image(args: argparse.Namespace) -> int:
+    with engine.session(args.engine) as eng, contextlib.ExitStack() as stack:
+        image, like = (_local_image(eng, stack, name) for name in (args.image, args.like))
+        spec: AppSpec = verify.spec_from_image(eng.client, image)
+        verdict = verify.check_or_raise(eng, image, like, spec, say)
+    say(f"{args.image} behaves like {args.like} "
+        f"(run {verdict.final_ms:.0f} ms vs {verdict.builder_ms:.0f} ms)")
+    return 0
+
+
+def _local_image(eng: engine.Engine, stack: contextlib.ExitStack, name: str) -> str:
+    """An image name the engine knows: OCI layouts are loaded for the stack's lifetime."""
+    if oci.is_layout(name):
+        return stack.enter_context(oci.loaded(eng.client, oci.Layout.parse(name)))
+    engine.require_image(eng.client, name, "image")
+    return name
+
+
+def report_image(args: argparse.Namespace) -> int:
+    summary = report.summarize(report.load_manifest(args.target, args.engine))
+    if args.html:
+        html: Path = args.html
+        html.write_text(report.to_html(summary, args.target))
+        say(f"treemap -> {html}")
+    print(json.dumps(summary, indent=1) if args.json else report.table(summary))
+    return 0

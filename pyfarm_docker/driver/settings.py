@@ -1,0 +1,165 @@
+"""Resolve what to build, once: flags win over ``[tool.pyfarm-docker]`` in the project's
+pyproject.toml, which wins over a ``case.json`` beside the app, which wins over the
+defaults. The result is one frozen :class:`Settings`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+
+from .. import defaults
+from ..documents._read import Fields
+from ..documents.spec import KEYS, AppSpec, Probe
+from ..errors import UsageError
+
+IMAGE_KEYS = frozenset({"base", "final", "prefix", "prune"})
+
+
+@dataclass(frozen=True)
+class Flags:
+    """What the command line said; None means 'not given'."""
+
+    path: Path
+    module: str | None = None
+    args: tuple[str, ...] | None = None
+    port: int | None = None
+    probes: tuple[str, ...] = ()
+    base: str | None = None
+    final: str | None = None
+    prefix: str | None = None
+    prune: bool = False
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything about the app and its images that the user decides."""
+
+    project: Path
+    spec: AppSpec = field(default_factory=AppSpec)
+    title: str = "app"
+    base: str = defaults.BASE
+    final: str = defaults.FINAL
+    prefix: PurePosixPath = defaults.PREFIX
+    prune: bool = False
+    debug: bool = False
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python < 3.11
+        import tomli as tomllib
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    return data
+
+
+def _pyproject(project: Path) -> dict[str, Any]:
+    path = project / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    section = _load_toml(path).get("tool", {}).get("pyfarm-docker", {})
+    if not isinstance(section, dict):
+        raise UsageError(f"{path}: [tool.pyfarm-docker] must be a table")
+    return section
+
+
+def _case(project: Path) -> dict[str, Any]:
+    path = project / "case.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a JSON object")
+    return data
+
+
+def _split_path(flags: Flags) -> tuple[Path, dict[str, Any]]:
+    """The project directory, and the entry the path itself implies (a script)."""
+    path = flags.path
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}",
+                         "check the permissions of it and its directories") from None
+    if not exists:
+        raise UsageError(f"{path} does not exist", "give the app's script or its directory")
+    if is_file:
+        if flags.module:
+            raise UsageError("give either a script or -m MODULE, not both")
+        return path.parent.resolve(), {"entry": [path.name]}
+    return path.resolve(), {}
+
+
+def _flag_values(flags: Flags) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if flags.module:
+        values["entry"] = ["-m", flags.module]
+    if flags.args is not None:
+        values["args"] = list(flags.args)
+    if flags.port is not None:
+        values["port"] = flags.port
+    if flags.probes:
+        values["probes"] = [Probe.parse(p).to_json() for p in flags.probes]
+    for key in ("base", "final", "prefix"):
+        if getattr(flags, key) is not None:
+            values[key] = getattr(flags, key)
+    if flags.prune:
+        values["prune"] = True
+    return values
+
+
+def _layered(layers: list[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any], str]:
+    """Later layers win, key by key; a port set by a layer drops a lower layer's kind (the
+    port decides it). Returns the merged keys and the name of the most specific source."""
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        if "port" in layer and "kind" not in layer:
+            merged.pop("kind", None)
+        merged.update(layer)
+    return merged, " < ".join(name for name, layer in layers if layer)
+
+
+def _check_types(fields: Fields) -> None:
+    """Each source's values have the right types, so an error names the file it is in."""
+    for key in fields.data:
+        if key in ("kind", "base", "final", "prefix"):
+            fields.opt_text(key)
+        elif key == "port":
+            fields.opt_integer(key)
+        elif key == "prune":
+            fields.flag(key, False)
+        elif key == "probes":
+            for probe in fields.objects(key, False):
+                Probe.from_json(probe)
+        elif fields.data[key] is not None:
+            fields.texts(key)
+
+
+def resolve(flags: Flags) -> Settings:
+    """The one place settings are decided."""
+    project, implied = _split_path(flags)
+    pyproject, case = _pyproject(project), _case(project)
+    _check_types(Fields(pyproject, f"{project / 'pyproject.toml'} [tool.pyfarm-docker]")
+                 .only(KEYS | IMAGE_KEYS))
+    _check_types(Fields(case, str(project / "case.json")).only(KEYS))
+    merged, sources = _layered([("case.json", case), ("pyproject.toml", pyproject),
+                                ("the app path", implied), ("flags", _flag_values(flags))])
+    fields = Fields(merged, sources or "defaults")
+    spec = AppSpec.from_json(fields).check_files(project)
+    prefix = PurePosixPath(fields.text("prefix", str(defaults.PREFIX)))
+    if not prefix.is_absolute() or prefix == PurePosixPath("/"):
+        raise UsageError(f"prefix must be an absolute directory, not {prefix}")
+    return Settings(project=project, spec=spec, title=project.name,
+                    base=fields.text("base", defaults.BASE),
+                    final=fields.text("final", defaults.FINAL), prefix=prefix,
+                    prune=fields.flag("prune", False), debug=flags.debug)
