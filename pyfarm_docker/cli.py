@@ -15,12 +15,12 @@ from .errors import PyfarmError, UsageError
 # Each command's handler, imported when the command runs: the builder stage installs
 # only the builder half's requirements, so the driver's (docker, jinja2) may be missing.
 HANDLERS = {
-    "trace": ("pyfarm_docker.builder.commands", "trace"),
-    "assemble": ("pyfarm_docker.builder.commands", "assemble_farm"),
-    "build": ("pyfarm_docker.driver.commands", "build"),
-    "generate": ("pyfarm_docker.driver.commands", "generate"),
-    "verify": ("pyfarm_docker.driver.commands", "verify_image"),
-    "report": ("pyfarm_docker.driver.commands", "report_image"),
+    "trace": ("pyfarm_docker.builder.commands", "trace_command"),
+    "assemble": ("pyfarm_docker.builder.commands", "assemble_command"),
+    "build": ("pyfarm_docker.driver.commands", "build_command"),
+    "generate": ("pyfarm_docker.driver.commands", "generate_command"),
+    "verify": ("pyfarm_docker.driver.commands", "verify_command"),
+    "report": ("pyfarm_docker.driver.commands", "report_command"),
 }
 PROBE_METAVAR = "'METHOD /path [STATUS] [JSON]'"
 

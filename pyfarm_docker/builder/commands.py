@@ -16,7 +16,7 @@ from .assemble import AssembleOptions, assemble, make_plan
 from .tracer import TraceOptions, run_trace, spec_command
 
 
-def trace(args: argparse.Namespace) -> int:
+def trace_command(args: argparse.Namespace) -> int:
     command = tuple(args.command[1:] if args.command[:1] == ["--"] else args.command)
     port, probes = args.port, tuple(Probe.parse(p) for p in args.probe)
     if args.spec is not None:
@@ -38,7 +38,7 @@ def trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def assemble_farm(args: argparse.Namespace) -> int:
+def assemble_command(args: argparse.Namespace) -> int:
     options = AssembleOptions(trace=args.trace, output=args.output, prefix=args.prefix,
                               strict=args.strict, prune=args.prune, force=args.force,
                               layers=args.layers, epoch=epoch())

@@ -103,7 +103,7 @@ def manifest(plan: Plan, root: Path) -> Manifest:
                                 layer))
     return Manifest(
         prefix=str(plan.prefix), python="/" + str(plan.python),
-        env=Runtime(plan.prefix).env(), files=tuple(files),
+        env=tuple(sorted(Runtime(plan.prefix).env())), files=tuple(files),
         links=tuple(sorted("/" + str(e.dest) for e in plan.entries if e.kind == "link")),
         warnings=plan.warnings, conflicts=plan.conflicts,
         prunable=tuple(f.path for f in files if _prunable(PurePosixPath(f.path[1:]), plan)),

@@ -56,7 +56,7 @@ class Manifest:
         env = f.object("env")
         return cls(
             prefix=f.text("prefix"), python=f.text("python"),
-            env=tuple((k, env.text(k)) for k in env.data),
+            env=tuple(sorted((k, env.text(k)) for k in env.data)),
             files=tuple(FileRecord.from_json(x) for x in f.objects("files")),
             links=f.texts("links", ()), warnings=f.texts("warnings", ()),
             conflicts=tuple(SonameConflict.from_json(x) for x in f.objects("conflicts", False)),

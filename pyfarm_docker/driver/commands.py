@@ -25,7 +25,7 @@ def _settings(args: argparse.Namespace) -> settings.Settings:
         prune=args.prune, debug=args.debug))
 
 
-def generate(args: argparse.Namespace) -> int:
+def generate_command(args: argparse.Namespace) -> int:
     if args.syntax not in SYNTAXES:
         raise UsageError(f"unknown --syntax {args.syntax!r}", f"use one of {', '.join(SYNTAXES)}")
     options = DockerfileOptions(_settings(args), syntax=args.syntax)
@@ -46,7 +46,7 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build(args: argparse.Namespace) -> int:
+def build_command(args: argparse.Namespace) -> int:
     output = oci.Layout.parse(args.output) if args.output else None
     result = build_image(
         BuildOptions(dockerfile=DockerfileOptions(_settings(args)), tag=args.tag,
@@ -65,7 +65,7 @@ def build(args: argparse.Namespace) -> int:
     return 0
 
 
-def verify_image(args: argparse.Namespace) -> int:
+def verify_command(args: argparse.Namespace) -> int:
     with engine.session(args.engine) as eng, contextlib.ExitStack() as stack:
         image, like = (_local_image(eng, stack, name) for name in (args.image, args.like))
         spec: AppSpec = verify.spec_from_image(eng.client, image)
@@ -83,7 +83,7 @@ def _local_image(eng: engine.Engine, stack: contextlib.ExitStack, name: str) -> 
     return name
 
 
-def report_image(args: argparse.Namespace) -> int:
+def report_command(args: argparse.Namespace) -> int:
     summary = report.summarize(report.load_manifest(args.target, args.engine))
     if args.html:
         html: Path = args.html
