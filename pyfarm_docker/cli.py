@@ -108,6 +108,10 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="also write the image's SBOM (SPDX 2.3 JSON) to FILE")
     p.add_argument("--verify", action="store_true",
                    help="also build the builder stage and check the image behaves like it")
+    p.add_argument("--import-all", action="store_true",
+                   help="with --verify: also import every top-level module the image ships, "
+                   "there and in the builder; each that imports in the builder must import "
+                   "in the image")
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole build log")
     p.set_defaults(command_name="build")
 
@@ -143,6 +147,10 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                        "and exit status, or a server's answers to its probes.")
     p.add_argument("image", help="the image: a name, or an OCI layout (oci:DIR, tar:FILE)")
     p.add_argument("--like", required=True, metavar="BUILDER", help="the builder image")
+    p.add_argument("--import-all", action="store_true",
+                   help="also import every top-level module the image ships (stdlib, "
+                   "site-packages, built-ins; not the app's own), there and in BUILDER; each "
+                   "that imports in BUILDER must import in the image")
     _add_engine(p)
     p.set_defaults(command_name="verify")
 
@@ -179,7 +187,11 @@ def _add_assemble(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    help=f"where the farm lives in the image (default {defaults.PREFIX})")
     p.add_argument("--strict", action="store_true", help="soname conflicts are errors")
     p.add_argument("--prune", action="store_true",
-                   help="leave out the .py files of used distributions that the run never read")
+                   help="ship only what the run used (and its native closure), as .pyc")
+    p.add_argument("--keep-tests", action="store_true",
+                   help="keep distributions' test directories the run did not import")
+    p.add_argument("--keep-headers", action="store_true",
+                   help="keep stubs, headers and Cython sources (.pyi .pxd .h .a ...)")
     p.add_argument("--force", action="store_true", help="replace a non-empty output dir")
     p.add_argument("--layers", action="store_true",
                    help="split the output into one directory per image layer")

@@ -52,6 +52,7 @@ def build_command(args: argparse.Namespace) -> int:
         BuildOptions(dockerfile=DockerfileOptions(_settings(args)), tag=args.tag,
                      network=args.network, wheelhouse=args.wheelhouse,
                      download=not args.no_download, verify=args.verify,
+                     import_all=args.import_all,
                      no_cache=args.no_cache, source_date_epoch=epoch(), engine=args.engine,
                      output=output, sbom=args.sbom),
         report=say, log=say if args.verbose else None,
@@ -69,7 +70,7 @@ def verify_command(args: argparse.Namespace) -> int:
     with engine.session(args.engine) as eng, contextlib.ExitStack() as stack:
         image, like = (_local_image(eng, stack, name) for name in (args.image, args.like))
         spec: AppSpec = verify.spec_from_image(eng.client, image)
-        verdict = verify.check_or_raise(eng, image, like, spec, say)
+        verdict = verify.check_or_raise(eng, image, like, spec, say, args.import_all)
     say(f"{args.image} behaves like {args.like} "
         f"(run {verdict.final_ms:.0f} ms vs {verdict.builder_ms:.0f} ms)")
     return 0

@@ -26,6 +26,7 @@ class BuildOptions:
     wheelhouse: Path | None = None
     download: bool = True
     verify: bool = False
+    import_all: bool = False  # with verify: also import every shipped top-level module
     no_cache: bool = False
     source_date_epoch: int = 0
     engine: str = "auto"
@@ -71,6 +72,8 @@ def build_image(options: BuildOptions, report: Report, log: Report | None = None
                 ) -> BuildResult:
     """Build ``options.tag``; progress goes to ``report``, the full log to ``log``."""
     engine.check_reference(options.tag)
+    if options.import_all and not options.verify:
+        raise UsageError("--import-all needs --verify", "add --verify")
     if options.output is not None:
         options.output.check_writable()
     with engine.session(options.engine) as eng:
@@ -139,7 +142,7 @@ def _build_stages(eng: engine.Engine, ctx: Path, dockerfile: str, options: Build
     if options.verify:
         report("verifying the image against its builder")
         verdict = verify.check_or_raise(eng, image_id, builder_id, options.dockerfile.spec,
-                                        report)
+                                        report, options.import_all)
     if debug_id is not None:
         engine.tag(client, debug_id, sibling_reference(options.tag, "debug"))
     return image_id, builder_id, verdict

@@ -1,14 +1,18 @@
 """Show that a packed image behaves like its builder: run both the same way with
-testcontainers and compare output and exit status, or the answers to HTTP probes."""
+testcontainers and compare output and exit status, or the answers to HTTP probes; with
+``import_all``, also import every top-level module the image ships, in both."""
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib
+import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from pathlib import PurePosixPath
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .. import runtime, serve
 from ..documents.spec import AppSpec
@@ -34,6 +38,7 @@ class Verdict:
     checks: tuple[Check, ...]
     builder_ms: float
     final_ms: float
+    imports: ImportAll | None = None  # with import_all
 
     @property
     def ok(self) -> bool:
@@ -127,8 +132,10 @@ def _server_checks(spec: AppSpec, builder: RunResult, final: RunResult) -> list[
     return checks
 
 
-def compare(eng: Engine, image: str, builder: str, spec: AppSpec) -> Verdict:
-    """Run the builder (its venv python in /src) and the final image; compare."""
+def compare(eng: Engine, image: str, builder: str, spec: AppSpec,
+            import_all: bool = False) -> Verdict:
+    """Run the builder (its venv python in /src) and the final image; compare. With
+    ``import_all``, also import every shipped top-level module in both (see ImportAll)."""
     command = [str(runtime.BUILDER_PYTHON), *spec.entry, *spec.checked_args]
     as_builder = {"entrypoint": command[:1], "command": command[1:],
                   "working_dir": str(runtime.BUILDER_SOURCE)}
@@ -140,12 +147,16 @@ def compare(eng: Engine, image: str, builder: str, spec: AppSpec) -> Verdict:
         b = _run_script(eng, builder, **as_builder)
         f = _run_script(eng, image)
         checks = _script_checks(b, f)
-    return Verdict(tuple(checks), b.ms, f.ms)
+    imports = None
+    if import_all:
+        imports = import_all_modules(eng, image, builder)
+        checks.append(imports.check())
+    return Verdict(tuple(checks), b.ms, f.ms, imports)
 
 
 def check_or_raise(eng: Engine, image: str, builder: str, spec: AppSpec,
-                   report: Callable[[str], None]) -> Verdict:
-    verdict = compare(eng, image, builder, spec)
+                   report: Callable[[str], None], import_all: bool = False) -> Verdict:
+    verdict = compare(eng, image, builder, spec, import_all)
     for check in verdict.checks:
         report(f"{'pass' if check.ok else 'FAIL'}: {check.name}")
     failed = [c for c in verdict.checks if not c.ok]
@@ -154,3 +165,179 @@ def check_or_raise(eng: Engine, image: str, builder: str, spec: AppSpec,
         raise VerifyError(f"the image does not behave like its builder\n{details}",
                           "the farm misses something the app needs; see the details above")
     return verdict
+
+
+# --- import-all ---------------------------------------------------------------------------
+# Modules never imported by the check, because importing them has effects of its own
+# (antigravity opens a browser, this and __hello__ print) or they are not meant to work in
+# an image (GUI, IDE, test suite, installers); the farm's documented exclusions come on top.
+IMPORT_ALL_SKIPPED = ("__main__", "__hello__", "__phello__", "antigravity", "this", "idlelib",
+                      "tkinter", "turtle", "turtledemo", "ensurepip", "test", "lib2to3",
+                      "pydoc_data")
+# Until pyfarm_docker.builder.stdlib.EXCLUDED exists: the stdlib modules the farm leaves out.
+_EXCLUDED_FALLBACK = ("idlelib", "tkinter", "turtle", "turtledemo", "ensurepip", "test",
+                      "lib2to3", "pydoc_data")
+_MAX_CRASHES = 10
+_CRASHED = "crashed the interpreter"
+
+# Runs in the image with its own python (``python -c SCRIPT REQUEST``): standard library
+# only, Python 3.8 syntax. REQUEST is JSON: ``names`` to import (or null: list the top-level
+# modules of sys.path's entries, less '' and the working directory and ``skip_paths``, or of
+# ``paths`` when given, plus the built-in modules when ``builtins``), less ``exclude``;
+# ``known`` results are taken as they are (modules that crashed an earlier run). It writes
+# one JSON line {"names": [...]} once it knows the list, then {"modules": {name: "ok" or
+# "ErrorType: message"}}, to the stdout it started with; while importing, fds 1 and 2 go
+# to /dev/null so that nothing a module prints (even from C) mixes with them. Before each
+# import it writes "importing NAME" to the original stderr: after a crash, the last one
+# names the module that crashed it.
+IMPORT_ALL_SCRIPT = r"""
+import contextlib, importlib, io, json, os, signal, sys, warnings
+request = json.loads(sys.argv[1])
+out, err = os.dup(1), os.dup(2)
+def emit(doc):
+    os.write(out, (json.dumps(doc, sort_keys=True) + "\n").encode())
+names = request.get("names")
+if names is None:
+    import pkgutil
+    here = os.getcwd()
+    skip = set(os.path.abspath(p) for p in [here] + list(request.get("skip_paths", [])))
+    paths = request.get("paths")
+    if paths is None:
+        paths = [p for p in sys.path if p not in ("", ".") and os.path.abspath(p) not in skip]
+    found = set(sys.builtin_module_names) if request.get("builtins", True) else set()
+    found.update(m.name for m in pkgutil.iter_modules(paths))
+    names = sorted(found - set(request.get("exclude", [])))
+    emit({"names": names})
+limit = int(request.get("timeout", 60))
+def too_long(signum, frame):
+    raise TimeoutError("import took more than %d s" % limit)
+signal.signal(signal.SIGALRM, too_long)
+warnings.simplefilter("ignore")
+results = dict(request.get("known", {}))
+null = os.open(os.devnull, os.O_WRONLY)
+os.dup2(null, 1)
+os.dup2(null, 2)
+sink = io.StringIO()
+for name in names:
+    if name in results:
+        continue
+    os.write(err, ("importing %s\n" % name).encode())
+    signal.alarm(limit)
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            importlib.import_module(name)
+        results[name] = "ok"
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        message = " ".join(str(exc).split())[:300]
+        results[name] = type(exc).__name__ + (": " + message if message else "")
+    finally:
+        signal.alarm(0)
+    sink.seek(0)
+    sink.truncate()
+emit({"modules": results})
+os._exit(0)
+"""
+# Runs the interpreter with these arguments (after the python) in some container.
+Runner = Callable[[Sequence[str]], RunResult]
+
+
+@dataclass(frozen=True)
+class ImportAll:
+    """Every top-level module shipped in the final image, imported there and in the builder:
+    module -> "ok" or "ErrorType: message"."""
+
+    final: Mapping[str, str]
+    builder: Mapping[str, str]
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """Modules that import in the builder but not in the image, with the image's error."""
+        return {name: result for name, result in sorted(self.final.items())
+                if result != "ok" and self.builder.get(name) == "ok"}
+
+    def check(self) -> Check:
+        broken = self.broken
+        ok = sum(1 for r in self.final.values() if r == "ok")
+        if not broken:
+            both = sorted(n for n, r in self.final.items() if r != "ok")
+            also = f"; {len(both)} fail in the builder too: {', '.join(both)}" if both else ""
+            return Check("import-all", True,
+                         f"{ok} of {len(self.final)} modules import in both{also}")
+        lines = [f"  {name}: {error}" for name, error in list(broken.items())[:40]]
+        more = [f"  ... and {len(broken) - 40} more"] if len(broken) > 40 else []
+        return Check("import-all", False,
+                     f"{len(broken)} of {len(self.final)} modules import in the builder but "
+                     f"not in the image: {', '.join(broken)}\n" + "\n".join(lines + more))
+
+
+def import_all_excluded() -> tuple[str, ...]:
+    """What the check never imports: the farm's documented exclusions and IMPORT_ALL_SKIPPED."""
+    try:
+        excluded = tuple(importlib.import_module("pyfarm_docker.builder.stdlib").EXCLUDED)
+    except (ImportError, AttributeError):
+        excluded = _EXCLUDED_FALLBACK
+    return tuple(sorted({*excluded, *IMPORT_ALL_SKIPPED}))
+
+
+def import_modules(run: Runner, names: Sequence[str] | None = None,
+                   **request: Any) -> dict[str, str]:
+    """Run IMPORT_ALL_SCRIPT through ``run`` (see its comment for ``request``): import
+    ``names``, or list the interpreter's modules and import them. A module that crashes the
+    interpreter is recorded as such and the run starts again without it."""
+    listed = list(names) if names is not None else None
+    known: dict[str, str] = {}
+    for _ in range(_MAX_CRASHES + 1):
+        result = run(["-c", IMPORT_ALL_SCRIPT,
+                      json.dumps({**request, "names": listed, "known": known})])
+        for doc in _json_lines(result.stdout):
+            if "modules" in doc:
+                return {str(k): str(v) for k, v in doc["modules"].items()}
+            if "names" in doc:
+                listed = [str(n) for n in doc["names"]]
+        started = [line[len("importing "):] for line in result.stderr.splitlines()
+                   if line.startswith("importing ")]
+        if listed is None or not started or started[-1] in known:
+            raise VerifyError(f"the import-all check did not run (exit status {result.status})"
+                              f"\n{result.stderr[-1500:]}")
+        known[started[-1]] = f"{_CRASHED} (exit status {result.status})"
+    raise VerifyError(f"the import-all check crashed {_MAX_CRASHES} times: {', '.join(known)}")
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    docs = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            doc = json.loads(line)
+            if isinstance(doc, dict):
+                docs.append(doc)
+    return docs
+
+
+def farm_runtime(client: Any, image: str) -> runtime.Runtime:
+    """The runtime contract of an image built here: its prefix, from the manifest label."""
+    manifest = PurePosixPath(image_label(client, image, runtime.LABEL_MANIFEST))
+    contract = runtime.Runtime(manifest.parent.parent)
+    if contract.manifest != manifest:
+        raise VerifyError(f"{image}: unexpected manifest label {manifest}")
+    return contract
+
+
+def import_all_modules(eng: Engine, image: str, builder: str) -> ImportAll:
+    """List the top-level modules on the image's sys.path (the stdlib, the site-packages
+    dirs and the built-in modules, not the app's own directory), import each there, and the
+    same list in the builder (its venv python, in /src)."""
+    contract = farm_runtime(eng.client, image)
+
+    def in_image(args: Sequence[str]) -> RunResult:
+        # Not read-only: the app's own run may write (/tmp, caches), and so may an import.
+        return _run_script(eng, image, entrypoint=[str(contract.python)], command=list(args))
+
+    def in_builder(args: Sequence[str]) -> RunResult:
+        return _run_script(eng, builder, entrypoint=[str(runtime.BUILDER_PYTHON)],
+                           command=list(args), working_dir=str(runtime.BUILDER_SOURCE))
+
+    final = import_modules(in_image, exclude=list(import_all_excluded()),
+                           skip_paths=[str(contract.app_dir)])
+    return ImportAll(final, import_modules(in_builder, sorted(final)))
