@@ -14,14 +14,18 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from ..documents._read import Fields
 from ..errors import UsageError
 from .engine import check_reference, label
 
@@ -183,15 +187,196 @@ def _tar(layout: Path, out: Path) -> None:
                 tar.addfile(info)
 
 
+# Reading a layout someone handed us: every blob is named by a well-formed digest, has the
+# size and the content its descriptor says, and every read is bounded.
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+MAX_JSON = 4 << 20  # index.json, a manifest, a config (containerd's limit for manifests)
+MAX_BLOB = 32 << 30  # one layer blob
+MAX_LAYERS = 256  # Docker stops at 127
+MAX_ENTRIES = 4096  # entries of a tar:FILE archive (a layout has a few per layer)
+MAX_LAYER_ENTRIES = 2_000_000  # entries of one layer, when report reads it
+MAX_EXPANDED = 64 << 30  # bytes one layer may expand to, when report reads it
+MAX_FILE = 1 << 30  # the file report reads from a layer (the farm's manifest)
+
+
+class _Source:
+    """The files of a layout, by their names in it (``index.json``, ``blobs/sha256/...``)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def size(self, name: str) -> int:
+        raise NotImplementedError
+
+    def open(self, name: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def read(self, name: str, limit: int) -> bytes:
+        size = self.size(name)
+        if size > limit:
+            raise UsageError(f"{self.where}: {name} is {size} bytes, more than {limit} allowed",
+                             "give a layout written by pyfarm-docker, podman or skopeo")
+        with self.open(name) as stream:
+            return stream.read(limit + 1)
+
+    def json(self, name: str, data: bytes | None = None) -> Fields:
+        try:
+            value = json.loads(self.read(name, MAX_JSON) if data is None else data)
+        except ValueError as exc:
+            raise UsageError(f"{self.where}: {name} is not JSON: {exc}") from None
+        return Fields(value, f"{self.where}: {name}")
+
+    def blob(self, descriptor: Fields, limit: int) -> tuple[str, int]:
+        """A descriptor's blob name and size, once both are checked against the layout."""
+        digest = descriptor.text("digest")
+        if not _DIGEST.fullmatch(digest):
+            raise UsageError(f"{descriptor.where}: digest {digest!r} is not sha256:<64 hex>",
+                             "give a layout written by pyfarm-docker, podman or skopeo")
+        size = descriptor.integer("size")
+        if not 0 <= size <= limit:
+            raise UsageError(f"{descriptor.where}: size {size} is out of bounds (0 to {limit})")
+        name = _blob_name(digest)
+        if self.size(name) != size:
+            raise UsageError(f"{self.where}: {name} is {self.size(name)} bytes, its descriptor "
+                             f"says {size}", "the layout is damaged or was altered")
+        return name, size
+
+    def read_blob(self, descriptor: Fields, limit: int = MAX_JSON) -> bytes:
+        name, _ = self.blob(descriptor, limit)
+        data = self.read(name, limit)
+        _check_digest(self.where, name, hashlib.sha256(data))
+        return data
+
+    def verify(self, descriptor: Fields) -> str:
+        """Hash a (large) blob through; returns its name."""
+        name, _ = self.blob(descriptor, MAX_BLOB)
+        digest = hashlib.sha256()
+        with self.open(name) as stream:
+            for chunk in iter(lambda: stream.read(_CHUNK), b""):
+                digest.update(chunk)
+        _check_digest(self.where, name, digest)
+        return name
+
+
+def _check_digest(where: str, name: str, digest: Any) -> None:
+    if name.rsplit("/", 1)[-1] != digest.hexdigest():
+        raise UsageError(f"{where}: {name} does not match its digest",
+                         "the layout is damaged or was altered")
+
+
+class _DirSource(_Source):
+    """``oci:DIR``: regular files below DIR, reached without a symlink."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(f"oci:{root}")
+        self.root = os.path.realpath(root)
+
+    def _path(self, name: str) -> str:
+        path = os.path.join(self.root, name)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            raise UsageError(f"{self.where} has no {name}",
+                             "give a complete OCI layout directory") from None
+        if os.path.realpath(path) != path or not stat.S_ISREG(mode):
+            raise UsageError(f"{self.where}: {name} is not a regular file inside the layout",
+                             "a layout's files are never symlinks")
+        return path
+
+    def size(self, name: str) -> int:
+        return os.lstat(self._path(name)).st_size
+
+    def open(self, name: str) -> IO[bytes]:
+        return open(self._path(name), "rb")
+
+
+class _TarSource(_Source):
+    """``tar:FILE``: an uncompressed tar of a layout, read in place, never extracted."""
+
+    def __init__(self, tar: tarfile.TarFile, where: str) -> None:
+        super().__init__(where)
+        self.tar = tar
+        self.members: dict[str, tarfile.TarInfo] = {}
+        for count, member in enumerate(tar, start=1):
+            if count > MAX_ENTRIES:
+                raise UsageError(f"{where} has more than {MAX_ENTRIES} entries",
+                                 "an OCI archive holds a few files per layer")
+            name = member.name[2:] if member.name.startswith("./") else member.name
+            if name.startswith("/") or ".." in name.split("/") or not (
+                    member.isfile() or member.isdir()):
+                raise UsageError(f"{where}: unexpected entry {member.name!r}",
+                                 "give an OCI archive written by pyfarm-docker, podman or skopeo")
+            self.members[name.rstrip("/")] = member
+
+    def _member(self, name: str) -> tarfile.TarInfo:
+        member = self.members.get(name)
+        if member is None or not member.isfile():
+            raise UsageError(f"{self.where} has no {name}", "give a complete OCI archive")
+        return member
+
+    def size(self, name: str) -> int:
+        return self._member(name).size
+
+    def open(self, name: str) -> IO[bytes]:
+        stream = self.tar.extractfile(self._member(name))
+        assert stream is not None  # a regular file
+        return stream
+
+
+@contextlib.contextmanager
+def _opened(source: Layout) -> Iterator[_Source]:
+    if source.kind == "oci":
+        if not (source.path / "index.json").is_file():
+            raise UsageError(f"{source.path} has no index.json: not an OCI layout")
+        yield _DirSource(source.path)
+        return
+    if not source.path.is_file():
+        raise UsageError(f"{source.path} does not exist")
+    try:
+        # Uncompressed only: members are read in place, and nothing expands.
+        tar = tarfile.open(source.path, "r:")  # noqa: SIM115 - closed by the with below
+    except (tarfile.TarError, OSError) as exc:
+        raise UsageError(f"{source.path} is not an uncompressed tar: {exc}",
+                         "give the tar written by --output tar:FILE, podman or skopeo") from None
+    with tar:
+        try:
+            yield _TarSource(tar, str(source))
+        except (tarfile.TarError, EOFError) as exc:
+            raise UsageError(f"{source.path} is damaged: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Image:
+    """The single image of a layout: its manifest (as JSON) and its descriptors."""
+
+    manifest: dict[str, Any]
+    config: Fields
+    layers: list[Fields]
+
+
+def _image_manifest(layout: _Source) -> _Image:
+    manifests = layout.json("index.json").objects("manifests")
+    if len(manifests) != 1 or manifests[0].text("mediaType", MANIFEST) != MANIFEST:
+        raise UsageError(f"{layout.where} holds {len(manifests)} entries, not one image "
+                         "manifest", "give a layout with a single image")
+    data = layout.read_blob(manifests[0])
+    fields = layout.json(_blob_name(manifests[0].text("digest")), data)
+    layers = fields.objects("layers")
+    if len(layers) > MAX_LAYERS:
+        raise UsageError(f"{layout.where}: {len(layers)} layers, more than {MAX_LAYERS}")
+    for layer in layers:
+        layout.blob(layer, MAX_BLOB)
+    return _Image(dict(fields.data), fields.object("config"), layers)
+
+
 @contextlib.contextmanager
 def loaded(client: Any, source: Layout) -> Iterator[str]:
     """Load a single-image OCI layout into the engine under a name of its own, for as
     long as the block runs; the name is removed afterwards."""
     name = f"pyfarm-load/{secrets.token_hex(6)}:verify"
     with tempfile.TemporaryDirectory(prefix="pyfarm-load-") as tmp:
-        layout = _unpacked(source, Path(tmp))
         archive = Path(tmp, "load.tar")
-        _loadable(layout, name, archive)
+        loadable(source, name, archive)
         with archive.open("rb") as data:
             client.images.load(data)
     try:
@@ -201,74 +386,77 @@ def loaded(client: Any, source: Layout) -> Iterator[str]:
             client.images.remove(name)
 
 
-def _unpacked(source: Layout, tmp: Path) -> Path:
-    if source.kind == "oci":
-        if not (source.path / "index.json").is_file():
-            raise UsageError(f"{source.path} has no index.json: not an OCI layout")
-        return source.path
-    if not source.path.is_file():
-        raise UsageError(f"{source.path} does not exist")
-    layout = tmp / "layout"
-    with tarfile.open(source.path) as tar:
-        for member in tar.getmembers():
-            if member.name.startswith(("/", "..")) or ".." in Path(member.name).parts or not (
-                    member.isfile() or member.isdir()):
-                raise UsageError(f"{source.path}: unexpected entry {member.name!r}",
-                                 "give an OCI archive written by pyfarm-docker, podman or skopeo")
-        # Names are checked above; the "data" filter (where Python has it) checks again.
-        safe: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-        tar.extractall(layout, **safe)
-    if not (layout / "index.json").is_file():
-        raise UsageError(f"{source.path} has no index.json: not an OCI archive")
-    return layout
-
-
-def _image_manifest(layout: Path) -> dict[str, Any]:
-    manifests = json.loads((layout / "index.json").read_text())["manifests"]
-    if len(manifests) != 1 or manifests[0].get("mediaType", MANIFEST) != MANIFEST:
-        raise UsageError(f"{layout} holds {len(manifests)} entries, not one image manifest",
-                         "give a layout with a single image")
-    manifest: dict[str, Any] = json.loads((layout / _blob_name(manifests[0]["digest"]))
-                                          .read_bytes())
-    return manifest
-
-
 def labeled_file(source: Layout, name: str) -> bytes:
     """The file of the image whose path the config label ``name`` gives, read from the
     top-most layer that has it: no engine needed."""
-    with tempfile.TemporaryDirectory(prefix="pyfarm-read-") as tmp:
-        layout = _unpacked(source, Path(tmp))
-        manifest = _image_manifest(layout)
-        config = json.loads((layout / _blob_name(manifest["config"]["digest"])).read_bytes())
-        path = label(config.get("config", {}).get("Labels"), name, str(source))
-        for layer in reversed(manifest["layers"]):
-            with tarfile.open(layout / _blob_name(layer["digest"])) as tar:
-                data = _find(tar, path.lstrip("/"))
+    with _opened(source) as layout:
+        image = _image_manifest(layout)
+        config = layout.json("config", layout.read_blob(image.config)).data.get("config")
+        labels = config.get("Labels") if isinstance(config, dict) else None
+        path = label(labels if isinstance(labels, dict) else None, name, str(source))
+        if not isinstance(path, str):
+            raise UsageError(f"{source}: label {name} is not a string")
+        for layer in reversed(image.layers):
+            blob = layout.verify(layer)
+            with layout.open(blob) as stream:
+                data = _find(stream, path.lstrip("/"), f"{source}: {blob}")
             if data is not None:
                 return data
     raise UsageError(f"{source} has no {path}")
 
 
-def _find(tar: tarfile.TarFile, name: str) -> bytes | None:
-    for member in tar:
-        # "./app/x" or "app/x"; lstrip("./") would also eat a leading dot of ".x".
-        plain = member.name[2:] if member.name.startswith("./") else member.name
-        if plain == name and member.isfile():
-            stream = tar.extractfile(member)
-            return stream.read() if stream is not None else None
+def _find(stream: IO[bytes], name: str, where: str) -> bytes | None:
+    """``name``'s bytes from a layer (a tar, maybe compressed), reading at most
+    :data:`MAX_EXPANDED` bytes and :data:`MAX_LAYER_ENTRIES` entries of it."""
+    expanded = 0
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+            for count, member in enumerate(tar, start=1):
+                expanded += member.size
+                if count > MAX_LAYER_ENTRIES or expanded > MAX_EXPANDED:
+                    raise UsageError(f"{where} expands beyond {MAX_LAYER_ENTRIES} entries or "
+                                     f"{MAX_EXPANDED >> 30} GiB", "is it really an image layer?")
+                # "./app/x" or "app/x"; lstrip("./") would also eat a leading dot of ".x".
+                plain = member.name[2:] if member.name.startswith("./") else member.name
+                if plain == name and member.isfile():
+                    if member.size > MAX_FILE:
+                        raise UsageError(f"{where}: {name} is larger than {MAX_FILE} bytes")
+                    found = tar.extractfile(member)
+                    return found.read() if found is not None else None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise UsageError(f"{where} is not a readable layer: {exc}") from None
     return None
 
 
-def _loadable(layout: Path, name: str, out: Path) -> None:
-    """A docker-archive view of the layout (its blobs plus a manifest.json naming
-    ``name``), which both Docker's and podman's load API accept."""
-    manifest = _image_manifest(layout)
-    names = [_blob_name(manifest["config"]["digest"])]
-    names += [_blob_name(d["digest"]) for d in manifest["layers"]]
-    with tarfile.open(out, "w") as tar:
-        for blob in dict.fromkeys(names):
-            tar.add(str(layout / blob), blob)
-        data = _docker_manifest(manifest, name)
+def loadable(source: Layout, name: str, out: Path) -> None:
+    """Write ``out``, a docker-archive view of the layout (its referenced blobs, each
+    checked against its digest, plus a manifest.json naming ``name``), which both Docker's
+    and podman's load API accept. Nothing else of the layout is read."""
+    with _opened(source) as layout, tarfile.open(out, "w") as tar:
+        image = _image_manifest(layout)
+        for descriptor in [image.config, *image.layers]:
+            blob, size = layout.blob(descriptor, MAX_BLOB)
+            if blob in tar.getnames():
+                continue
+            info = tarfile.TarInfo(blob)
+            info.size, info.mode = size, 0o644
+            with layout.open(blob) as stream:
+                hashing = _HashingReader(stream)
+                tar.addfile(info, hashing)
+            _check_digest(layout.where, blob, hashing.hash)
+        data = _docker_manifest(image.manifest, name)
         info = tarfile.TarInfo("manifest.json")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
+
+
+class _HashingReader:
+    """A read-only file that hashes what passes through it."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream, self.hash = stream, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.hash.update(data)
+        return data
