@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
@@ -33,7 +34,7 @@ def say(message: str) -> None:
 def epoch() -> int:
     """SOURCE_DATE_EPOCH, the mtime of every file in the farm."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "0")
-    if not value.isdigit() or int(value) >= 2**32:
+    if not re.fullmatch(r"[0-9]{1,10}", value) or int(value) >= 2**32:
         raise UsageError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds "
                          "before 2106")
     return int(value)
@@ -82,6 +83,9 @@ def _add_app_arguments(p: argparse.ArgumentParser) -> None:
                    help="leave out the .py files of used distributions the run never read")
     p.add_argument("--debug", action="store_true",
                    help="also make IMAGE-debug: the image plus a busybox shell in its own layer")
+    p.add_argument("--include", action="append", default=[], metavar="PATH",
+                   help="copy this project path (file, directory or symlink) although "
+                   ".dockerignore or the built-in deny list leaves it out (repeatable)")
 
 
 def _add_engine(p: argparse.ArgumentParser) -> None:
@@ -131,7 +135,8 @@ def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    f"(default {defaults.GLIBC_TEXT})")
     p.add_argument("--download", action="store_true",
                    help="download the app's wheels now, so the Dockerfile builds offline")
-    p.add_argument("--force", action="store_true", help="replace a non-empty output dir")
+    p.add_argument("--force", action="store_true",
+                   help="replace a non-empty helpers directory that generate wrote")
     p.add_argument("--dockerfile-only", action="store_true",
                    help="print the Dockerfile to stdout and write nothing")
     p.add_argument("--syntax", default="portable", metavar="{portable,buildkit}",

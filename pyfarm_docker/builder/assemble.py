@@ -25,6 +25,8 @@ class AssembleOptions:
     prefix: PurePosixPath = defaults.PREFIX
     strict: bool = False
     prune: bool = False
+    keep_tests: bool = False
+    keep_headers: bool = False
     force: bool = False
     layers: bool = False
     epoch: int = 0
@@ -33,9 +35,10 @@ class AssembleOptions:
 def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     if not options.prefix.is_absolute() or options.prefix == PurePosixPath("/"):
         raise UsageError(f"--prefix must be an absolute directory, not {options.prefix}")
-    p = plan.Planner(options.prefix)
+    policy = plan.Policy(options.prune, options.keep_tests, options.keep_headers)
+    p = plan.Planner(options.prefix, plan.Usage.of(trace), policy)
     python = plan.add_interpreter(p, trace.interpreter)
-    sites = plan.add_site_dirs(p, trace, options.prune)
+    sites = plan.add_site_dirs(p, trace)
     plan.add_app(p, trace)
     _add_site_hook(p, trace.interpreter, sites)
     natives = native.plan_native(p, trace, ldso.Resolver(), python)
@@ -45,8 +48,10 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
         names = ", ".join(c.soname for c in natives.conflicts)
         raise AssembleError(f"different libraries share a soname: {names}",
                             "only one of each can load in a process; drop --strict to go on")
+    bytecode = plan.bytecode_sources(p)
     return plan.Plan(options.prefix, python, tuple(p.entries.values()), tuple(natives.rpaths),
-                     tuple(p.warnings), tuple(natives.conflicts), frozenset(p.prunable))
+                     tuple(p.warnings), tuple(natives.conflicts), bytecode,
+                     plan.sourceless(p, bytecode), frozenset(p.prunable))
 
 
 def _add_site_hook(p: plan.Planner, interp: Interpreter, sites: list[PurePosixPath]) -> None:

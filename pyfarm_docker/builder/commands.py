@@ -40,7 +40,9 @@ def trace_command(args: argparse.Namespace) -> int:
 
 def assemble_command(args: argparse.Namespace) -> int:
     options = AssembleOptions(trace=args.trace, output=args.output, prefix=args.prefix,
-                              strict=args.strict, prune=args.prune, force=args.force,
+                              strict=args.strict, prune=args.prune,
+                              keep_tests=args.keep_tests, keep_headers=args.keep_headers,
+                              force=args.force,
                               layers=args.layers, epoch=epoch())
     if args.dry_run:
         plan = make_plan(Trace.read(args.trace), options)

@@ -50,7 +50,7 @@ def add_essentials(p: Planner, trace: Trace, loader: str) -> None:
     p.directory(PurePosixPath("home/nonroot"), "runtime", 0o700, owner=NONROOT)
     for path in _COPIED_AS_IS:
         if os.path.isfile(path):
-            p.file(root_path(path), os.path.realpath(path), "runtime", "essential")
+            p.file(root_path(path), os.path.realpath(path), "runtime", "essential", "essential")
     _add_ldconfig(p)
     _add_certificates(p, trace.interpreter)
     _add_zoneinfo(p, trace.interpreter)
@@ -60,7 +60,7 @@ def add_essentials(p: Planner, trace: Trace, loader: str) -> None:
 
 def _add_loader(p: Planner, loader: str) -> None:
     if loader:
-        p.file(root_path(loader), os.path.realpath(loader), "runtime", "essential")
+        p.file(root_path(loader), os.path.realpath(loader), "runtime", "essential", "essential")
 
 
 def _add_ldconfig(p: Planner) -> None:
@@ -68,7 +68,7 @@ def _add_ldconfig(p: Planner) -> None:
     info = elf.try_read("/sbin/ldconfig")
     if info is not None and not info.needed:
         p.file(PurePosixPath("sbin/ldconfig"), os.path.realpath("/sbin/ldconfig"),
-               "runtime", "essential")
+               "runtime", "essential", "essential")
 
 
 def _add_certificates(p: Planner, interp: Interpreter) -> None:
@@ -77,7 +77,7 @@ def _add_certificates(p: Planner, interp: Interpreter) -> None:
     if not bundle or not os.path.isfile(bundle):
         return
     ca_bundle = root_path(str(CA_BUNDLE))
-    p.file(ca_bundle, os.path.realpath(bundle), "runtime", "essential")
+    p.file(ca_bundle, os.path.realpath(bundle), "runtime", "essential", "essential")
     default = interp.ssl_cafile
     if default and root_path(default) != ca_bundle:
         p.link(root_path(default), ca_bundle, "runtime", "essential")
@@ -86,7 +86,7 @@ def _add_certificates(p: Planner, interp: Interpreter) -> None:
 def _add_zoneinfo(p: Planner, interp: Interpreter) -> None:
     for directory in interp.tzpath:
         if os.path.isdir(directory):
-            p.tree(Path(directory), root_path(directory), "runtime", "essential",
+            p.tree(Path(directory), root_path(directory), "runtime", "essential", "essential",
                    keep_links=True)
 
 
@@ -96,12 +96,13 @@ def _add_gconv(p: Planner, mapped: tuple[str, ...]) -> None:
     for directory in sorted(dirs):
         for m in mapped:
             if os.path.dirname(m) == directory:
-                p.file(root_path(m), os.path.realpath(m), "runtime", "essential")
+                p.file(root_path(m), os.path.realpath(m), "runtime", "essential", "essential")
         for conf in sorted(Path(directory).glob("gconv-modules*")):
             if conf.is_file():
-                p.file(root_path(str(conf)), str(conf.resolve()), "runtime", "essential")
+                p.file(root_path(str(conf)), str(conf.resolve()), "runtime", "essential",
+                       "essential")
             elif conf.is_dir():
-                p.tree(conf, root_path(str(conf)), "runtime", "essential")
+                p.tree(conf, root_path(str(conf)), "runtime", "essential", "essential")
 
 
 def _outside_farm(path: str, trace: Trace) -> bool:
@@ -117,4 +118,4 @@ def _add_data_files(p: Planner, trace: Trace) -> None:
         if path.startswith((*_NEVER_DATA, shim)) or not os.path.isfile(path):
             continue
         if _outside_farm(path, trace) and root_path(path) not in p.entries:
-            p.file(root_path(path), os.path.realpath(path), "runtime", "data")
+            p.file(root_path(path), os.path.realpath(path), "runtime", "data", "traced")

@@ -13,16 +13,8 @@ from ..documents.manifest import FileRecord, Manifest
 from ..errors import AssembleError
 from ..runtime import LAYERS, Runtime, layer_dirs
 from . import patch
+from .bytecode import write_bytecode
 from .plan import Entry, Plan, source_of
-
-_COMPILE = """
-import compileall, sys
-from py_compile import PycInvalidationMode
-ok = True
-for src, ddir in zip(sys.argv[1::2], sys.argv[2::2]):
-    ok &= bool(compileall.compile_dir(src, ddir=ddir, quiet=2, workers=0,
-               invalidation_mode=PycInvalidationMode.UNCHECKED_HASH))
-"""
 
 
 @dataclass(frozen=True)
@@ -54,15 +46,11 @@ def _write(entry: Entry, target: Path) -> None:
         os.chown(target, entry.owner, entry.owner)  # the builder assembles as root
 
 
-def compile_pyc(python: str, root: Path, plan: Plan) -> None:
-    """Hash-based .pyc (reproducible, no stat of sources at import) for all copied code."""
-    prefix = plan.prefix.relative_to("/") if plan.prefix.is_absolute() else plan.prefix
-    dirs = [prefix / "python" / "lib", prefix / "site-packages", prefix / "app"]
-    args = [a for d in dirs if (root / d).is_dir() for a in (str(root / d), "/" + str(d))]
-    done = subprocess.run([python, "-I", "-c", _COMPILE, *args], capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise AssembleError(f"compiling .pyc failed: {done.stderr.strip()[-500:]}")
+def bytecode_jobs(plan: Plan, root: Path) -> list[tuple[str, Path, bool]]:
+    """(builder source, .py in the staged farm, sourceless) for each module to compile."""
+    by_dest = {e.dest: e for e in plan.entries}
+    return [(by_dest[dest].source, root / dest, dest in plan.sourceless)
+            for dest in sorted(plan.bytecode)]
 
 
 def build_ld_cache(root: Path) -> None:
@@ -82,25 +70,26 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _layer_of_generated(rel: PurePosixPath, layers: dict[PurePosixPath, tuple[str, str]]
-                        ) -> tuple[str, str]:
-    """.pyc files go with their source; the loader cache with the runtime."""
-    source = source_of(rel)
-    if source != rel:
-        return layers.get(source, ("runtime", "stdlib"))
-    return ("runtime", "essential")
+def _of_generated(rel: PurePosixPath, known: dict[PurePosixPath, tuple[str, str, str]]
+                  ) -> tuple[str, str, str]:
+    """.pyc files go with their source (beside it, or in its place); the loader cache with
+    the runtime."""
+    for source in (source_of(rel), rel.with_suffix(".py")):
+        if source != rel and source in known:
+            return known[source]
+    return ("runtime", "essential", "essential")
 
 
 def manifest(plan: Plan, root: Path) -> Manifest:
-    known = {e.dest: (e.layer, e.origin) for e in plan.entries}
+    known = {e.dest: (e.layer, e.origin, e.reason) for e in plan.entries}
     files: list[FileRecord] = []
     for path in sorted(root.rglob("*")):
         rel = PurePosixPath(path.relative_to(root).as_posix())
         if path.is_symlink() or not path.is_file():
             continue
-        layer, origin = known.get(rel) or _layer_of_generated(rel, known)
+        layer, origin, reason = known.get(rel) or _of_generated(rel, known)
         files.append(FileRecord("/" + str(rel), path.stat().st_size, _sha256(path), origin,
-                                layer))
+                                layer, reason))
     return Manifest(
         prefix=str(plan.prefix), python="/" + str(plan.python),
         env=tuple(sorted(Runtime(plan.prefix).env())), files=tuple(files),
@@ -143,6 +132,8 @@ def split_layers(root: Path, doc: Manifest, plan: Plan) -> None:
         source = root / rel
         if source.is_dir() and not source.is_symlink():
             continue
+        if not source.exists() and not source.is_symlink():
+            continue  # a .py replaced by its .pyc (prune)
         dest = staging / dirs[layer] / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.rename(source, dest)
@@ -165,7 +156,7 @@ def write_farm(plan: Plan, options: FarmOptions, patcher: patch.ElfPatcher) -> M
     root.mkdir(parents=True, exist_ok=True)
     write_entries(plan, root)
     patch.apply(plan.rpaths, root, patcher)
-    compile_pyc(options.python, root, plan)
+    write_bytecode(options.python, bytecode_jobs(plan, root))
     build_ld_cache(root)
     doc = manifest(plan, root)
     target = root / _manifest_path(plan)

@@ -62,7 +62,8 @@ def _tree_objects(p: Planner) -> dict[str, list[Entry]]:
     """ELF files already placed by the tree steps, keyed by their real source path."""
     found: dict[str, list[Entry]] = defaultdict(list)
     for entry in list(p.entries.values()):
-        if entry.kind == "file" and elf.try_read(entry.source) is not None:
+        maybe_elf = ".so" in entry.dest.name or entry.mode & 0o111
+        if entry.kind == "file" and maybe_elf and elf.try_read(entry.source) is not None:
             found[os.path.realpath(entry.source)].append(entry)
     return found
 
@@ -89,21 +90,20 @@ def _named_libraries(farm: NativePlan, trace: Trace) -> dict[str, str]:
 
 def plan_native(p: Planner, trace: Trace, resolver: ldso.Resolver,
                 python: PurePosixPath) -> NativePlan:
-    """Place every ELF object of the tree, plus what the traced run loaded from outside it.
-
-    Dependencies of objects the run never loaded (say _tkinter's libtk) are shipped only
-    when they are in the tree or were loaded anyway; the others are reported, not copied.
-    """
+    """Place every ELF object of the tree, what the traced run loaded from outside it, and
+    the dependencies of all of them, resolved as the loader would: every shipped extension
+    module can load, traced or not."""
     farm = NativePlan(p, resolver, python)
     in_tree = _tree_objects(p)
     interp_real = os.path.realpath(trace.interpreter.executable)
     farm.interpreter = elf.read(interp_real).interpreter
     named = _named_libraries(farm, trace)
     traced = {interp_real, *named.values(), *_traced_libraries(trace)}
-    used = ldso.closure(sorted(traced), resolver)
-    graph = ldso.closure(sorted({*in_tree, *used}), resolver)
-    for real in sorted({*in_tree, *used}):
-        _place_object(farm, real, in_tree.get(real, []), interp_real)
+    graph = ldso.closure(sorted({*in_tree, *traced}), resolver)
+    reasons = _reasons(graph, in_tree, traced)
+    for real in sorted(graph):
+        if not host_only(os.path.basename(real)):
+            _place_object(farm, real, in_tree.get(real, []), interp_real, reasons[real])
     for real in sorted(graph):
         _link_dependencies(farm, graph[real], interp_real)
     _link_by_name(farm, graph, named)
@@ -111,7 +111,27 @@ def plan_native(p: Planner, trace: Trace, resolver: ldso.Resolver,
     return farm
 
 
-def _place_object(farm: NativePlan, real: str, places: list[Entry], interp_real: str) -> None:
+def _reasons(graph: dict[str, ldso.Node], in_tree: dict[str, list[Entry]],
+             traced: set[str]) -> dict[str, str]:
+    """Why each object ships: the run loaded it, its tree entry says, or another needs it."""
+    users: dict[str, list[str]] = defaultdict(list)
+    for node in graph.values():
+        for dep in node.deps.values():
+            if dep:
+                users[dep].append(node.path)
+    reasons = {}
+    for real in graph:
+        if real in traced:
+            reasons[real] = "traced"
+        elif real in in_tree:
+            reasons[real] = in_tree[real][0].reason
+        else:
+            reasons[real] = f"closure of {os.path.basename(min(users[real]))}"
+    return reasons
+
+
+def _place_object(farm: NativePlan, real: str, places: list[Entry], interp_real: str,
+                  reason: str) -> None:
     p = farm.planner
     layer = places[0].layer if places else "runtime"
     farm.layer_of[real] = layer
@@ -124,7 +144,7 @@ def _place_object(farm: NativePlan, real: str, places: list[Entry], interp_real:
     origin = places[0].origin if places else "library"
     p.entries.pop(farm.reals(name), None)
     p.add(Entry(farm.reals(name), "file", layer, origin, source=real,
-                mode=0o755 if os.access(real, os.X_OK) else 0o644))
+                mode=0o755 if os.access(real, os.X_OK) else 0o644, reason=reason))
     for entry in places:
         p.link(entry.dest, farm.reals(name), entry.layer, entry.origin)
 
@@ -137,8 +157,7 @@ def _link_dependencies(farm: NativePlan, node: ldso.Node, interp_real: str) -> N
     for needed, dep in sorted(node.deps.items()):
         if dep is None or dep not in farm.layer_of:
             if not host_only(needed):
-                why = "not found in the builder" if dep is None else "never loaded, not shipped"
-                farm.planner.warnings.append(f"{own}: {needed} {why}")
+                farm.planner.warnings.append(f"{own}: {needed} not found in the builder")
             continue
         if dep in farm.names:
             farm.planner.link(farm.symlink_dir(own) / needed, farm.reals(farm.names[dep]),

@@ -9,6 +9,7 @@ farm module carries it out; nothing here writes to disk.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -16,16 +17,18 @@ from ..documents.conflicts import SonameConflict
 from ..documents.interpreter import Interpreter
 from ..documents.trace import Distribution, Trace
 from ..errors import AssembleError
+from . import stdlib
+from .dists import top_level
 
 BIG_DIST_BYTES = 8 * 1024 * 1024
 _SKIP_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache",
                          ".pytest_cache", ".ruff_cache", ".tox"})
-_STDLIB_SKIP = frozenset({"site-packages", "dist-packages", "test", "__pycache__"})
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One path of the output root: a copied file, a generated file, a link or a directory."""
+    """One path of the output root: a copied file, a generated file, a link or a directory,
+    and why it is there (see REASONS)."""
 
     dest: PurePosixPath
     kind: str  # "file" | "text" | "link" | "dir"
@@ -36,6 +39,13 @@ class Entry:
     content: bytes = b""
     mode: int = 0o644
     owner: int = 0  # uid and gid
+    reason: str = "essential"
+
+
+# Why a file is in the farm: the run used it; a shipped native object needs it ("closure of
+# X"); the image cannot run without it; a distribution's metadata; shipped so that every
+# module of the stdlib and of a shipped distribution imports; the app's own code.
+REASONS = ("traced", "closure", "essential", "metadata", "complete", "app")
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,40 @@ class RpathEdit:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """What a farm ships beyond the traced run (assemble's options)."""
+
+    prune: bool = False  # only what the run used, as sourceless .pyc
+    keep_tests: bool = False  # distributions' test directories
+    keep_headers: bool = False  # stubs, headers, Cython sources, static libraries
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the traced run used, as builder paths (both as seen and resolved)."""
+
+    sources: frozenset[str]  # .py files imported or read (directly or as cached .pyc)
+    opened: frozenset[str]
+    mapped: frozenset[str]
+    imported: frozenset[str]  # top-level module names
+
+    @classmethod
+    def of(cls, trace: Trace) -> Usage:
+        sources = {m.file for m in trace.modules.values() if m.file.startswith("/")}
+        sources |= {str(source_of(PurePosixPath(p))) for p in trace.files_opened}
+        mapped = set(trace.mapped)
+        return cls(_with_reals(sources), _with_reals(set(trace.files_opened)),
+                   _with_reals(mapped), frozenset(n.split(".")[0] for n in trace.imports))
+
+    def used(self, path: str) -> bool:
+        return path in self.sources or path in self.opened or path in self.mapped
+
+
+def _with_reals(paths: set[str]) -> frozenset[str]:
+    return frozenset(paths | {os.path.realpath(p) for p in paths})
+
+
+@dataclass(frozen=True)
 class Plan:
     prefix: PurePosixPath
     python: PurePosixPath
@@ -54,6 +98,8 @@ class Plan:
     rpaths: tuple[RpathEdit, ...]
     warnings: tuple[str, ...]
     conflicts: tuple[SonameConflict, ...]
+    bytecode: frozenset[PurePosixPath] = frozenset()  # .py files to give a .pyc
+    sourceless: frozenset[PurePosixPath] = frozenset()  # of those, replaced by the .pyc
     prunable: frozenset[PurePosixPath] = frozenset()
 
 
@@ -62,6 +108,8 @@ class Planner:
     """Accumulates entries; later steps may replace a file entry by a link (ELF moves)."""
 
     prefix: PurePosixPath
+    usage: Usage
+    policy: Policy = field(default_factory=Policy)
     entries: dict[PurePosixPath, Entry] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     prunable: set[PurePosixPath] = field(default_factory=set)  # .py files the run never read
@@ -72,9 +120,13 @@ class Planner:
     def add(self, entry: Entry) -> None:
         self.entries.setdefault(entry.dest, entry)
 
-    def file(self, dest: PurePosixPath, source: str, layer: str, origin: str) -> None:
+    def file(self, dest: PurePosixPath, source: str, layer: str, origin: str,
+             reason: str | None = None) -> None:
+        """Copy ``source``; the reason defaults to traced or complete, by the run's use."""
+        if reason is None:
+            reason = "traced" if self.usage.used(source) else "complete"
         mode = 0o755 if os.access(source, os.X_OK) else 0o644
-        self.add(Entry(dest, "file", layer, origin, source=source, mode=mode))
+        self.add(Entry(dest, "file", layer, origin, source=source, mode=mode, reason=reason))
 
     def text(self, dest: PurePosixPath, content: str, layer: str, origin: str,
              mode: int = 0o644) -> None:
@@ -90,32 +142,57 @@ class Planner:
         self.add(Entry(dest, "dir", layer, "essential", mode=mode, owner=owner))
 
     def tree(self, source: Path, dest: PurePosixPath, layer: str, origin: str,
-             skip: frozenset[str] = _SKIP_NAMES, keep_links: bool = False) -> None:
+             reason: str | None = None, keep_links: bool = False) -> None:
         """Copy a directory tree; links are followed, or kept as they are with ``keep_links``
         (for trees like zoneinfo whose links point back into themselves)."""
         for path in sorted(source.iterdir()):
-            if path.name in skip:
+            if path.name in _SKIP_NAMES:
                 continue
             if keep_links and path.is_symlink():
                 self.add(Entry(dest / path.name, "link", layer, origin, target=os.readlink(path)))
             elif path.is_dir():
-                self.tree(path, dest / path.name, layer, origin, _SKIP_NAMES, keep_links)
+                self.tree(path, dest / path.name, layer, origin, reason, keep_links)
             elif path.is_file():
-                self.file(dest / path.name, str(path.resolve()), layer, origin)
+                self.file(dest / path.name, str(path.resolve()), layer, origin, reason)
+
+    def keeps(self, source: str) -> bool:
+        """Whether a module file or data file ships: always, or only when used (prune)."""
+        return not self.policy.prune or self.usage.used(source)
 
 
 def add_interpreter(p: Planner, interp: Interpreter) -> PurePosixPath:
-    """python/bin/python (a real file: getpath needs it) and the whole stdlib."""
+    """python/bin/python (a real file: getpath needs it), the stdlib less its exclusion
+    list (only what the run used, with prune), and lib-dynload."""
     python = p.under("python", "bin", "python")
-    p.file(python, interp.executable, "runtime", "interpreter")
+    p.file(python, interp.executable, "runtime", "interpreter", "essential")
     lib = p.under("python", "lib", interp.version_dir)
-    stdlib, dynload = Path(interp.stdlib), Path(interp.lib_dynload)
-    build_config = {d.name for d in stdlib.glob("config-*")}  # libpython.a, Makefile
-    p.tree(stdlib, lib, "runtime", "stdlib", _STDLIB_SKIP | {dynload.name, *build_config})
-    p.directory(lib / "lib-dynload", "runtime")
-    if dynload.is_dir():
-        p.tree(dynload, lib / "lib-dynload", "runtime", "stdlib")
+    stdlib_dir, dynload = Path(interp.stdlib), Path(interp.lib_dynload)
+    skip = {dynload.name, *(d.name for d in stdlib_dir.glob("config-*"))}
+    for rel in _walk(stdlib_dir, skip | stdlib.SKIPPED_DIRS):
+        _add_stdlib_file(p, stdlib_dir / rel, lib / rel, rel)
+    p.directory(lib / "lib-dynload", "runtime")  # a landmark of getpath, even when empty
+    for rel in _walk(dynload, stdlib.SKIPPED_DIRS) if dynload.is_dir() else []:
+        _add_stdlib_file(p, dynload / rel, lib / "lib-dynload" / rel, rel)
     return python
+
+
+def _walk(top: Path, skip: set[str] | frozenset[str]) -> list[PurePosixPath]:
+    """Files below ``top`` (relative, sorted), not descending into ``skip`` names."""
+    found = []
+    for here, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d not in skip)
+        base = PurePosixPath(Path(here).relative_to(top).as_posix())
+        found += [base / f for f in files]
+    return sorted(found)
+
+
+def _add_stdlib_file(p: Planner, source: Path, dest: PurePosixPath, rel: PurePosixPath) -> None:
+    if stdlib.excluded(stdlib.top_level(rel), p.usage.imported):
+        return
+    if p.keeps(str(source)):
+        p.file(dest, str(source), "runtime", "stdlib")
+    elif rel == PurePosixPath("os.py"):  # getpath's landmark for the stdlib
+        p.file(dest, str(source), "runtime", "stdlib", "essential")
 
 
 def source_of(path: PurePosixPath) -> PurePosixPath:
@@ -125,31 +202,36 @@ def source_of(path: PurePosixPath) -> PurePosixPath:
     return path
 
 
-def touched_sources(trace: Trace) -> set[str]:
-    """.py files the run read, directly or through their cached .pyc."""
-    touched = {m.file for m in trace.modules.values()}
-    touched |= {str(source_of(PurePosixPath(p))) for p in trace.files_opened}
-    return touched
-
-
-def add_site_dirs(p: Planner, trace: Trace, prune: bool = False
-                  ) -> list[PurePosixPath]:
-    """site-packages/pN for each site dir, with every used distribution copied whole (with
-    ``prune``, less the .py files the run never read)."""
-    sites = trace.site_dirs()
-    dists = trace.distributions
-    touched = touched_sources(trace)
+def add_site_dirs(p: Planner, trace: Trace) -> list[PurePosixPath]:
+    """site-packages/pN for each site dir, with every used distribution (see
+    ``_shipped_files``) and every used top-level name no distribution claims."""
     dests = []
-    for n, site in enumerate(sites, start=1):
+    for n, site in enumerate(trace.site_dirs(), start=1):
         dest = p.under("site-packages", f"p{n}")
         dests.append(dest)
         p.directory(dest, "runtime")
-        for dist in (d for d in dists if d.site_dir == site):
-            _add_distribution(p, dist, dest, touched, prune)
+        hooks = pth_hooks(Path(site))
+        for dist in (d for d in trace.distributions if d.site_dir == site):
+            _add_distribution(p, dist, dest, hooks)
         for unowned in trace.unowned:
             if os.path.dirname(unowned) == site:
                 _add_unowned(p, Path(unowned), dest)
     return dests
+
+
+_PTH_IMPORT = re.compile(r"(?:^|;)\s*import\s+([\w., ]+)|__import__\(['\"]([\w.]+)['\"]")
+
+
+def pth_hooks(site: Path) -> frozenset[str]:
+    """Modules that ``.pth`` files import at every start (``import x``, ``__import__('x')``
+    on the lines site.py executes, those starting with ``import``)."""
+    names = set()
+    for pth in site.glob("*.pth"):
+        for line in pth.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith(("import ", "import\t")):
+                for listed, called in _PTH_IMPORT.findall(line):
+                    names |= {m.strip().split(".")[0] for m in (listed or called).split(",")}
+    return frozenset(names)
 
 
 def _dist_bytes(dist: Distribution) -> int:
@@ -163,29 +245,70 @@ def _size(path: str) -> int:
         return 0
 
 
+_HEADERS = (".pyi", ".pxd", ".pxi", ".pyx", ".h", ".hpp", ".c", ".cpp", ".a")
+_TEST_DIRS = frozenset({"tests", "test"})
+
+
+def _test_dir(rel: PurePosixPath) -> PurePosixPath | None:
+    """The outermost ``tests``/``test`` directory a distribution file lies in."""
+    for n, part in enumerate(rel.parts[:-1]):
+        if part in _TEST_DIRS:
+            return PurePosixPath(*rel.parts[: n + 1])
+    return None
+
+
+def _shipped_files(p: Planner, dist: Distribution, hooks: frozenset[str]) -> list[str]:
+    """A used distribution's files, less its tests, headers and stubs (unless used or
+    asked for). A distribution reached only through a ``.pth`` import ships only what the
+    run used of it, plus its metadata and the ``.pth`` file."""
+    used = {rel for rel in dist.files if p.usage.used(os.path.join(dist.site_dir, rel))}
+    used_tops = {top_level(rel) for rel in used
+                 if not rel.endswith(".pth") and not _metadata(dist, rel)}
+    only_hooked = bool(used_tops) and used_tops <= hooks
+    used_tests = {_test_dir(PurePosixPath(rel)) for rel in used} - {None}
+    files = []
+    for rel in dist.files:
+        path = PurePosixPath(rel)
+        if "__pycache__" in path.parts:
+            continue
+        if only_hooked and not _metadata(dist, rel) and top_level(rel) not in used_tops \
+                and not rel.endswith(".pth"):
+            continue
+        test_dir = _test_dir(path)
+        if test_dir is not None and test_dir not in used_tests and not p.policy.keep_tests:
+            continue
+        if rel.endswith(_HEADERS) and rel not in used and not p.policy.keep_headers:
+            continue
+        files.append(rel)
+    return files
+
+
+def _metadata(dist: Distribution, rel: str) -> bool:
+    return PurePosixPath(rel).parts[0] == dist.dist_info
+
+
 def _add_distribution(p: Planner, dist: Distribution, dest: PurePosixPath,
-                      touched: set[str], prune: bool) -> None:
+                      hooks: frozenset[str]) -> None:
     layer = "big" if _dist_bytes(dist) >= BIG_DIST_BYTES else "packages"
     origin = f"dist:{dist.name}"
-    for rel in dist.files:
+    for rel in _shipped_files(p, dist, hooks):
         source = os.path.join(dist.site_dir, rel)
-        if "__pycache__" in PurePosixPath(rel).parts:
+        metadata = _metadata(dist, rel)
+        if not metadata and not p.keeps(source):
             continue
-        if rel.endswith(".py") and source not in touched:
-            if prune:
-                continue
+        if rel.endswith(".py") and not p.usage.used(source):
             p.prunable.add(dest / rel)
         if os.path.isfile(source):
-            p.file(dest / rel, source, layer, origin)
+            p.file(dest / rel, source, layer, origin, "metadata" if metadata else None)
         else:
             p.warnings.append(f"{dist.name}: RECORD lists {rel} but it is not installed")
 
 
 def _add_unowned(p: Planner, path: Path, dest: PurePosixPath) -> None:
     if path.is_dir():
-        p.tree(path, dest / path.name, "packages", f"path:{path.name}")
+        p.tree(path, dest / path.name, "packages", f"path:{path.name}", "traced")
     elif path.is_file():
-        p.file(dest / path.name, str(path), "packages", f"path:{path.name}")
+        p.file(dest / path.name, str(path), "packages", f"path:{path.name}", "traced")
 
 
 def add_app(p: Planner, trace: Trace) -> PurePosixPath:
@@ -194,8 +317,26 @@ def add_app(p: Planner, trace: Trace) -> PurePosixPath:
     source = Path(trace.app_dir)
     if not source.is_dir():
         raise AssembleError(f"the app directory {source} is gone", "assemble where you traced")
-    p.tree(source, dest, "app", "app")
+    p.tree(source, dest, "app", "app", "app")
     return dest
+
+
+def bytecode_sources(p: Planner) -> frozenset[PurePosixPath]:
+    """The .py files that get a .pyc: those the run imported (the others compile on first
+    import, if ever)."""
+    return frozenset(e.dest for e in p.entries.values()
+                     if e.kind == "file" and e.dest.suffix == ".py"
+                     and e.source in p.usage.sources)
+
+
+def sourceless(p: Planner, bytecode: frozenset[PurePosixPath]) -> frozenset[PurePosixPath]:
+    """With prune, the stdlib's and distributions' compiled modules lose their source; the
+    app keeps its own, and the stdlib its landmark ``os.py``."""
+    if not p.policy.prune:
+        return frozenset()
+    landmark = p.under("python", "lib")
+    return frozenset(d for d in bytecode if p.entries[d].origin != "app"
+                     and not (d.name == "os.py" and d.parent.parent == landmark))
 
 
 def site_hook(sites: list[PurePosixPath], original: Path | None) -> str:

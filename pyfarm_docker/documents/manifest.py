@@ -22,11 +22,12 @@ class FileRecord:
     sha256: str
     origin: str
     layer: str
+    reason: str  # why it ships: traced, closure of X, essential, metadata, complete, app
 
     @classmethod
     def from_json(cls, f: Fields) -> FileRecord:
         return cls(f.text("path"), f.integer("size"), f.text("sha256"), f.text("origin"),
-                   f.text("layer"))
+                   f.text("layer"), f.text("reason", "unknown"))
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

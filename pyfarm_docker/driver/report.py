@@ -6,10 +6,11 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import runtime
-from ..documents.manifest import Manifest
+from ..builder import stdlib
+from ..documents.manifest import FileRecord, Manifest
 from ..errors import UsageError
 from . import engine, oci
 from .treemap import Rect, layout
@@ -49,20 +50,28 @@ def _group(origin: str, path: str) -> str:
     return origin
 
 
-def summarize(manifest: Manifest) -> dict[str, Any]:
-    """The report as JSON-ready data (``report --json`` prints it)."""
+def _totals(manifest: Manifest, key: str, group_of: Callable[[FileRecord], str]
+            ) -> list[dict[str, Any]]:
+    """Bytes and files per group, largest first."""
     groups: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for f in manifest.files:
-        group = groups[_group(f.origin, f.path)]
+        group = groups[group_of(f)]
         group[0] += f.size
         group[1] += 1
+    return [{key: k, "bytes": v[0], "files": v[1]}
+            for k, v in sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0]))]
+
+
+def summarize(manifest: Manifest) -> dict[str, Any]:
+    """The report as JSON-ready data (``report --json`` prints it)."""
     prunable = set(manifest.prunable)
     files = sorted(manifest.files, key=lambda f: -f.size)
     return {
         "total_bytes": manifest.total_bytes,
         "files": len(manifest.files),
-        "by_origin": [{"origin": k, "bytes": v[0], "files": v[1]}
-                      for k, v in sorted(groups.items(), key=lambda kv: -kv[1][0])],
+        "by_origin": _totals(manifest, "origin", lambda f: _group(f.origin, f.path)),
+        "by_reason": _totals(manifest, "reason", lambda f: f.reason),
+        "stdlib_excluded": list(stdlib.EXCLUDED),
         "top_files": [{"path": f.path, "bytes": f.size, "origin": f.origin}
                       for f in files[:TOP]],
         "prune_saves_bytes": sum(f.size for f in manifest.files if f.path in prunable),
@@ -78,6 +87,11 @@ def table(summary: dict[str, Any]) -> str:
     lines = [f"{_mb(summary['total_bytes'])}  {summary['files']} files in all", "",
              "by origin:"]
     lines += [f"{_mb(g['bytes'])}  {g['files']:6d}  {g['origin']}" for g in summary["by_origin"]]
+    lines += ["", "by reason (traced: the run used it; closure of X: X needs it; complete: so "
+              "that every shipped module imports):"]
+    lines += [f"{_mb(g['bytes'])}  {g['files']:6d}  {g['reason']}" for g in summary["by_reason"]]
+    lines += ["", f"left out of the stdlib unless imported: {', '.join(summary['stdlib_excluded'])}"
+              " and CPython's own test modules"]
     lines += ["", f"largest {TOP} files:"]
     lines += [f"{_mb(f['bytes'])}  {f['path']}" for f in summary["top_files"]]
     lines += ["", f"--prune would save {_mb(summary['prune_saves_bytes']).strip()}"]

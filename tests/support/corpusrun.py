@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -47,7 +48,8 @@ def run_server(argv: Sequence[str], spec: AppSpec, cwd: Path | None = None) -> O
         served = serve.probe_server(spec.port, spec.probes, lambda: proc.poll() is None,
                                     started)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             out, err = proc.communicate(timeout=5)
         except subprocess.TimeoutExpired:

@@ -29,6 +29,8 @@ class _Recorder:
         self._fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._seen: set[tuple[str, str]] = set()
         self._last_path: list[str] = []
+        self._modules_seen = 0
+        self._dlopened = False
 
     def emit(self, event: str, *fields: str) -> None:
         line = "\t".join((str(os.getpid()), event, *(_escape(f) for f in fields))) + "\n"
@@ -47,11 +49,25 @@ class _Recorder:
             elif event == "import":
                 self.emit_once("import", str(args[0]))
                 self._on_sys_path(args[2])
-                self._on_maps()
+                if self.catch_up():
+                    self._on_maps()
             elif event == "ctypes.dlopen":
+                self._dlopened = True
                 self.emit_once("dlopen", "" if args[0] is None else os.fsdecode(args[0]))  # type: ignore[arg-type]
         except Exception:
             pass
+
+    def catch_up(self) -> bool:
+        """Record the modules loaded since the last call, as a process killed by a signal
+        never reaches atexit. True when one of them is native code or ctypes loaded a
+        library: reading /proc/self/maps at every import would cost a large app seconds."""
+        count = len(sys.modules)
+        if count == self._modules_seen and not self._dlopened:
+            return False
+        new = list(sys.modules.items())[min(self._modules_seen, count):]
+        self._modules_seen, dlopened, self._dlopened = count, self._dlopened, False
+        native = [".so" in self._emit_module(name, module) for name, module in new]
+        return dlopened or any(native)
 
     def _on_maps(self) -> None:
         # What the previous import mapped: a pool worker killed by terminate() between the
@@ -84,11 +100,14 @@ class _Recorder:
             self.emit_once("map", path)
         self.emit("exit")
 
-    def _emit_module(self, name: str, module: object) -> None:
-        spec = getattr(module, "__spec__", None)
-        origin = getattr(spec, "origin", None) or getattr(module, "__file__", None) or ""
+    def _emit_module(self, name: str, module: object) -> str:
+        # __dict__, not getattr: a module's own __getattr__ must never run for us.
+        namespace = getattr(module, "__dict__", None) or {}
+        spec = namespace.get("__spec__")
+        origin = str(getattr(spec, "origin", None) or namespace.get("__file__") or "")
         locations = getattr(spec, "submodule_search_locations", None) or []
-        self.emit("module", name, str(origin), *[str(p) for p in locations])
+        self.emit("module", name, origin, *[str(p) for p in locations])
+        return origin
 
 
 def _mapped_files() -> list[str]:
@@ -125,6 +144,7 @@ def _install() -> None:
 
     recorder = _Recorder(log_path)
     recorder.started()
+    recorder.catch_up()  # what the interpreter imported before us: encodings, site, ...
     sys.addaudithook(recorder.audit)
     atexit.register(recorder.finished)
     if hasattr(os, "register_at_fork"):
