@@ -9,6 +9,7 @@ entry, args, trace_args, run_args, port, probes.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from ._read import Fields
 
 KINDS = ("script", "server")
 KEYS = frozenset({"kind", "entry", "args", "trace_args", "run_args", "port", "probes"})
+# RFC 9110 token (a method), and a request target without spaces or control characters.
+_METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_PATH = re.compile(r"/[^\x00-\x20\x7f-\x9f]*")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,14 @@ class Probe:
     expect_status: int | None = None
     expect_body: str | None = None
     expect_json: Any = None
+
+    def __post_init__(self) -> None:
+        if not _METHOD.fullmatch(self.method):
+            raise UsageError(f"probe method {self.method!r} is not an HTTP method",
+                             "use a token such as GET or POST")
+        if not _PATH.fullmatch(self.path):
+            raise UsageError(f"probe path {self.path!r} is not a request path",
+                             "start it with / and leave out spaces and control characters")
 
     @classmethod
     def parse(cls, text: str) -> Probe:

@@ -10,7 +10,8 @@ import jinja2
 
 from .. import __version__, runtime
 from ..documents.spec import AppSpec
-from .settings import Settings
+from ..errors import UsageError
+from .settings import Settings, check_text
 
 SYNTAXES = ("portable", "buildkit")
 SPEC_FILE = "spec.json"  # in the helpers directory: the app spec the builder traces with
@@ -28,9 +29,25 @@ class DockerfileOptions:
     wheelhouse: bool = False
     syntax: str = "portable"  # or "buildkit": RUN --mount, which the legacy builder lacks
 
+    def __post_init__(self) -> None:
+        for what, path in (("helpers directory", self.helpers), ("app directory", self.app_dir),
+                           ("requirements file", self.requirements or ".")):
+            check_relative(what, path)
+
     @property
     def spec(self) -> AppSpec:
         return self.settings.spec
+
+
+def check_relative(what: str, path: str) -> str:
+    """A path the Dockerfile names unquoted (COPY, RUN): plain names below the context."""
+    parts = path.split("/")
+    if path != "." and not all(
+            part and part not in (".", "..") and part.isascii() and
+            all(ch.isalnum() or ch in "._-" for ch in part) for part in parts):
+        raise UsageError(f"{what} {path!r} is not a plain path inside the project",
+                         "use letters, digits, '.', '_' and '-' only, e.g. .pyfarm")
+    return path
 
 
 def for_project(options: DockerfileOptions) -> DockerfileOptions:
@@ -50,18 +67,30 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["tojson"] = json.dumps
+    env.filters["label"] = label_value
     return env
+
+
+def label_value(value: str) -> str:
+    """A LABEL value Docker reads back unchanged: double-quoted, with ``\\``, ``"`` and ``$``
+    escaped (the three escapes Docker knows inside double quotes; ``$`` would expand a
+    variable). Control characters have no escape there, so they are refused."""
+    check_text("label value", value)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
+# The probe's URL or port is an argument of the code, never part of it.
+_GET = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=4)"
+_CONNECT = "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 4)"
 
 
 def _healthcheck(spec: AppSpec, python: PurePosixPath) -> list[str]:
     """Exec form, with the image's own python: there is no shell or curl in it."""
     gets = [p.path for p in spec.probes if p.method == "GET"]
     if gets:
-        code = (f"import urllib.request; urllib.request.urlopen("
-                f"'http://127.0.0.1:{spec.port}{gets[0]}', timeout=4)")
-    else:
-        code = f"import socket; socket.create_connection(('127.0.0.1', {spec.port}), 4)"
-    return [str(python), "-c", code]
+        return [str(python), "-c", _GET, f"http://127.0.0.1:{spec.port}{gets[0]}"]
+    return [str(python), "-c", _CONNECT, str(spec.port)]
 
 
 def render(options: DockerfileOptions) -> str:
@@ -71,14 +100,13 @@ def render(options: DockerfileOptions) -> str:
         version=__version__,
         base=settings.base,
         final=settings.final,
-        prefix=str(settings.prefix),
+        assemble=_assemble(settings),
         helpers=options.helpers,
         spec_file=SPEC_FILE,
         app_dir=options.app_dir,
         requirements=options.requirements,
         install_project=options.install_project,
         wheelhouse=options.wheelhouse,
-        prune=settings.prune,
         debug=settings.debug,
         buildkit=options.syntax == "buildkit",
         builder=runtime,
@@ -94,6 +122,13 @@ def render(options: DockerfileOptions) -> str:
         run_args=list(spec.checked_args),
         labels=_labels(settings, contract),
     )
+
+
+def _assemble(settings: Settings) -> list[str]:
+    """The assemble step, in exec form: the prefix is the user's."""
+    return [str(runtime.BUILDER_TOOL), "assemble", str(runtime.BUILDER_TRACE),
+            "-o", str(runtime.BUILDER_OUT), "--layers", "--prefix", str(settings.prefix),
+            *(["--prune"] if settings.prune else [])]
 
 
 def _labels(settings: Settings, contract: runtime.Runtime) -> list[tuple[str, str]]:

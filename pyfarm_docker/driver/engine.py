@@ -24,25 +24,45 @@ ENGINES = ("auto", "docker", "podman")
 # Docker's legacy builder says "Step 3/20 : COPY ..."; podman (buildah) "[1/2] STEP 3/13: COPY ...".
 _STEP = re.compile(r"^(?:Step |\[\d+/\d+\] STEP )(\d+)/(\d+) ?: (.*)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# docker/distribution's reference grammar, without digests.
+# docker/distribution's reference grammar: [domain[:port]/]path[:tag][@sha256:hex].
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_NAME = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
 _REFERENCE = re.compile(
-    rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?$"
+    rf"(?P<name>{_NAME})(?::(?P<tag>[\w][\w.-]{{0,127}}))?(?P<digest>@sha256:[0-9a-f]{{64}})?",
+    re.ASCII,
 )
+_NAME_MAX = 255  # Docker refuses longer repository names
 _PROBE_PY = ("import sys, platform; v = platform.libc_ver(); "
              "print('%d.%d' % sys.version_info[:2], v[0], v[1], platform.machine(), "
              "getattr(sys, 'abiflags', '') or '-')")
 
 
+def _reference(reference: str) -> re.Match[str] | None:
+    match = _REFERENCE.fullmatch(reference)
+    if match is None or len(match.group("name")) > _NAME_MAX:
+        return None
+    return match
+
+
 def check_reference(reference: str) -> tuple[str, str]:
-    """``repo[:tag]`` -> (repo, tag); a UsageError for what Docker would refuse."""
-    if not _REFERENCE.match(reference):
+    """``repo[:tag]`` (a name to tag an image with) -> (repo, tag); a UsageError for what
+    Docker would refuse."""
+    match = _reference(reference)
+    if match is None or match.group("digest"):
         raise UsageError(f"{reference!r} is not a valid image reference",
                          "use lowercase name[:tag], e.g. myapp:1.0")
-    if ":" in reference.rsplit("/", 1)[-1]:
-        repo, tag = reference.rsplit(":", 1)
-        return repo, tag
-    return reference, "latest"
+    return match.group("name"), match.group("tag") or "latest"
+
+
+def check_image(reference: str, role: str) -> str:
+    """An image to build from (``--base``, ``--final``): ``name[:tag][@sha256:<64 hex>]`` by
+    Docker's grammar, or a UsageError; returns it."""
+    if _reference(reference) is None:
+        raise UsageError(f"{role} image {reference!r} is not a valid image reference",
+                         "use name[:tag] or name@sha256:<64 hex digits>, e.g. "
+                         "python:3.12-slim")
+    return reference
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,22 @@ defaults. The result is one frozen :class:`Settings`."""
 from __future__ import annotations
 
 import json
+import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .. import defaults
 from ..documents._read import Fields
 from ..documents.spec import KEYS, AppSpec, Probe
 from ..errors import UsageError
+from .engine import check_image
 
-IMAGE_KEYS = frozenset({"base", "final", "prefix", "prune"})
+# Keys of [tool.pyfarm-docker] only (case.json describes the app, not its image).
+IMAGE_KEYS = frozenset({"base", "final", "prefix", "prune", "include"})
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Flags:
     prefix: str | None = None
     prune: bool = False
     debug: bool = False
+    include: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,40 @@ class Settings:
     prefix: PurePosixPath = defaults.PREFIX
     prune: bool = False
     debug: bool = False
+    include: tuple[str, ...] = ()  # project paths copied although left out by default
+
+    def __post_init__(self) -> None:
+        """Every value that reaches the Dockerfile is one Docker reads back as it is."""
+        check_image(self.base, "base")
+        check_image(self.final, "final")
+        check_prefix(str(self.prefix))
+        check_text("the project directory's name (the image title)", self.title)
+        spec = self.spec
+        for what, values in (("entry", spec.entry), ("args", spec.args),
+                             ("trace_args", spec.trace_args or ()),
+                             ("run_args", spec.run_args or ()), ("include", self.include)):
+            for value in values:
+                check_text(what, value)
+
+
+def check_text(what: str, value: str) -> str:
+    """Control characters (newlines above all) would end a Dockerfile line; refuse them."""
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        raise UsageError(f"{what} {value!r} contains a control character",
+                         "remove newlines, tabs and other control characters from it")
+    return value
+
+
+def check_prefix(text: str) -> PurePosixPath:
+    """The farm's directory: an absolute path of plain names (letters, digits, ``._-``),
+    without ``.`` or ``..``, and not ``/``."""
+    parts = text.split("/")
+    if (text[:1] != "/" or text == "/" or
+            not all(_SEGMENT.fullmatch(p) and p not in (".", "..") for p in parts[1:])):
+        raise UsageError(f"prefix {text!r} is not an absolute directory of plain names",
+                         "e.g. /app or /opt/app: letters, digits, '.', '_' and '-' only, "
+                         "no '..', not /")
+    return PurePosixPath(text)
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -64,7 +104,8 @@ def _pyproject(project: Path) -> dict[str, Any]:
     path = project / "pyproject.toml"
     if not path.is_file():
         return {}
-    section = _load_toml(path).get("tool", {}).get("pyfarm-docker", {})
+    tool = _load_toml(path).get("tool", {})
+    section = tool.get("pyfarm-docker", {}) if isinstance(tool, dict) else {}
     if not isinstance(section, dict):
         raise UsageError(f"{path}: [tool.pyfarm-docker] must be a table")
     return section
@@ -145,6 +186,25 @@ def _check_types(fields: Fields) -> None:
             fields.texts(key)
 
 
+def _includes(project: Path, paths: Iterable[str]) -> tuple[str, ...]:
+    """``--include`` paths as project-relative POSIX paths, each once."""
+    found: dict[str, None] = {}
+    for text in paths:
+        check_text("include", text)
+        path = Path(text)
+        if path.is_absolute():
+            try:
+                path = path.relative_to(project)
+            except ValueError:
+                raise UsageError(f"include {text!r} is outside the project {project}",
+                                 "give a path inside the project, relative to it") from None
+        if not path.parts or ".." in path.parts:
+            raise UsageError(f"include {text!r} is not a path inside the project",
+                             "give a path relative to the project, without '..'")
+        found[path.as_posix()] = None
+    return tuple(found)
+
+
 def resolve(flags: Flags) -> Settings:
     """The one place settings are decided."""
     project, implied = _split_path(flags)
@@ -152,14 +212,15 @@ def resolve(flags: Flags) -> Settings:
     _check_types(Fields(pyproject, f"{project / 'pyproject.toml'} [tool.pyfarm-docker]")
                  .only(KEYS | IMAGE_KEYS))
     _check_types(Fields(case, str(project / "case.json")).only(KEYS))
+    # include adds up: what pyproject.toml brings back stays back with more flags.
+    include = _includes(project, [*(pyproject.get("include") or ()), *flags.include])
     merged, sources = _layered([("case.json", case), ("pyproject.toml", pyproject),
                                 ("the app path", implied), ("flags", _flag_values(flags))])
+    merged.pop("include", None)
     fields = Fields(merged, sources or "defaults")
     spec = AppSpec.from_json(fields).check_files(project)
-    prefix = PurePosixPath(fields.text("prefix", str(defaults.PREFIX)))
-    if not prefix.is_absolute() or prefix == PurePosixPath("/"):
-        raise UsageError(f"prefix must be an absolute directory, not {prefix}")
     return Settings(project=project, spec=spec, title=project.name,
                     base=fields.text("base", defaults.BASE),
-                    final=fields.text("final", defaults.FINAL), prefix=prefix,
-                    prune=fields.flag("prune", False), debug=flags.debug)
+                    final=fields.text("final", defaults.FINAL),
+                    prefix=check_prefix(fields.text("prefix", str(defaults.PREFIX))),
+                    prune=fields.flag("prune", False), debug=flags.debug, include=include)
