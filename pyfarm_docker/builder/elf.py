@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
+from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import InterpSegment
 
@@ -54,12 +54,12 @@ def read(path: str) -> ElfInfo:
         tags: dict[str, list[str]] = {"DT_NEEDED": [], "DT_SONAME": [], "DT_RPATH": [],
                                       "DT_RUNPATH": []}
         interpreter = ""
+        # Program headers only: what the loader reads, and a tenth of the section headers.
         for segment in elf.iter_segments():
             if isinstance(segment, InterpSegment):
                 interpreter = segment.get_interp_name()
-        for section in elf.iter_sections():
-            if isinstance(section, DynamicSection):
-                for tag in section.iter_tags():
+            elif isinstance(segment, DynamicSegment):
+                for tag in segment.iter_tags():
                     _collect(tags, tag)
         return ElfInfo(
             path=path,

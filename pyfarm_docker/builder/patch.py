@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -48,12 +49,17 @@ def describe(edits: Sequence[RpathEdit]) -> list[str]:
 
 
 def apply(edits: Sequence[RpathEdit], root: Path, patcher: ElfPatcher) -> None:
-    """Carry out every edit on the files under ``root``, then check each one took."""
-    for edit in edits:
-        target = root / edit.dest
-        os.chmod(target, os.stat(target).st_mode | 0o200)
-        patcher.set_rpath(target, edit.rpath)
-        info = elf.read.__wrapped__(str(target))
-        if info.rpath != (edit.rpath,) or info.runpath:
-            raise AssembleError(f"{target}: RPATH is {info.rpath}, RUNPATH {info.runpath} "
-                                f"after patching, expected {edit.rpath}")
+    """Carry out every edit on the files under ``root``, then check each one took. Each
+    edit is its own patchelf process on its own file: they run side by side."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(lambda edit: _apply_one(edit, root, patcher), edits))
+
+
+def _apply_one(edit: RpathEdit, root: Path, patcher: ElfPatcher) -> None:
+    target = root / edit.dest
+    os.chmod(target, os.stat(target).st_mode | 0o200)
+    patcher.set_rpath(target, edit.rpath)
+    info = elf.read.__wrapped__(str(target))
+    if info.rpath != (edit.rpath,) or info.runpath:
+        raise AssembleError(f"{target}: RPATH is {info.rpath}, RUNPATH {info.runpath} "
+                            f"after patching, expected {edit.rpath}")
