@@ -1,4 +1,5 @@
-"""The shim runs inside the app's interpreter: every CPython 3.8-3.13 found here."""
+"""The shim runs inside the app's interpreter: every CPython 3.8-3.13 that pyenv has here
+(host tier: it needs those interpreters)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.host
 
 PYTHONS = sorted(
     p for minor in range(8, 14)

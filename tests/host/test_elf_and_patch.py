@@ -1,4 +1,5 @@
-"""ELF reading, loader-order resolution and the patcher, on objects gcc builds here."""
+"""ELF reading, loader-order resolution and the patcher, on objects gcc builds here (host
+tier: it needs the C compiler)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from pyfarm_docker.builder import elf, ldso, patch
 from pyfarm_docker.builder.plan import RpathEdit
 from tests.support.native import shared_library
+
+pytestmark = pytest.mark.host
 
 
 @pytest.fixture
