@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("PYFARM_TEST_CACHE", REPO / ".cache"))
 CORPUS = Path(os.environ.get("PYFARM_CORPUS", REPO.parent / "shared" / "corpus")).resolve()
@@ -12,5 +14,24 @@ HOST_PYTHON = os.environ.get("PYFARM_TEST_PYTHON", "/root/.pyenv/versions/3.11.7
 
 
 def corpus_cases() -> list[Path]:
-    """Every case folder of the corpus (an app.py or a package, and requirements.txt)."""
-    return sorted(p for p in CORPUS.iterdir() if (p / "requirements.txt").exists())
+    """Every case folder of the corpus (an app.py or a package, and requirements.txt).
+
+    No cases is an error, never an empty parameter set: pytest would skip every case
+    and the run would pass having tested nothing. Called at collection, it fails there.
+    """
+    cases = sorted(p for p in CORPUS.iterdir() if (p / "requirements.txt").exists()) if (
+        CORPUS.is_dir()) else []
+    if not cases:
+        where = "does not exist" if not CORPUS.is_dir() else "holds no case"
+        pytest.fail(f"the corpus {CORPUS} {where} (a case is a folder with a "
+                    "requirements.txt): set PYFARM_CORPUS to the corpus directory",
+                    pytrace=False)
+    return cases
+
+
+def corpus_case(name: str) -> Path:
+    """The corpus case called ``name``; a missing one fails saying so."""
+    found = [case for case in corpus_cases() if case.name == name]
+    if not found:
+        pytest.fail(f"the corpus {CORPUS} has no case {name!r}", pytrace=False)
+    return found[0]
