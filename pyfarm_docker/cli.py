@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import re
+import signal
 import sys
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
@@ -223,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name is None:
         parser().print_help(sys.stderr)
         return 2
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _handler(name)(args)
     except PyfarmError as exc:
@@ -233,6 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("ERROR: interrupted")
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (docker stop, CI timeouts) cleans up exactly like Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

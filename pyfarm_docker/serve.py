@@ -4,6 +4,7 @@ and the tests. Standard library only (it runs in the builder stage too); request
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import time
@@ -15,6 +16,7 @@ from typing import Any, Callable, Sequence
 from .documents.spec import Probe
 
 READY_TIMEOUT = 60.0
+NO_ANSWER = 0  # the status of an Answer when the server sent no HTTP response
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,14 @@ def send(probe: Probe, port: int, timeout: float = 10.0) -> Answer:
             return Answer(response.status, response.read().decode("utf-8", "replace"))
     except urllib.error.HTTPError as exc:
         return Answer(exc.code, exc.read().decode("utf-8", "replace"))
+    except (OSError, http.client.HTTPException) as exc:  # reset, refused, timed out, garbled
+        return Answer(NO_ANSWER, f"no HTTP answer: {exc}")
 
 
 def mismatch(probe: Probe, answer: Answer) -> str:
     """Why ``answer`` does not meet the probe's expectations ('' when it does)."""
+    if answer.status == NO_ANSWER:
+        return f"{probe.label()}: {answer.body}"
     if probe.expect_status is not None and answer.status != probe.expect_status:
         return f"{probe.label()}: status {answer.status}, expected {probe.expect_status}"
     if probe.expect_status is None and answer.status >= 400:

@@ -32,9 +32,18 @@ class AssembleOptions:
     epoch: int = 0
 
 
+MARKER = ".pyfarm-output"  # in every directory assemble wrote: --force replaces only those
+
+
+def check_prefix(prefix: PurePosixPath) -> None:
+    """An absolute path of plain segments below /: the farm cannot land elsewhere."""
+    if not prefix.is_absolute() or prefix == PurePosixPath("/") or ".." in prefix.parts:
+        raise UsageError(f"--prefix must be an absolute directory below / without '..', "
+                         f"not {prefix}")
+
+
 def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
-    if not options.prefix.is_absolute() or options.prefix == PurePosixPath("/"):
-        raise UsageError(f"--prefix must be an absolute directory, not {options.prefix}")
+    check_prefix(options.prefix)
     policy = plan.Policy(options.prune, options.keep_tests, options.keep_headers)
     p = plan.Planner(options.prefix, plan.Usage.of(trace), policy)
     python = plan.add_interpreter(p, trace.interpreter)
@@ -74,21 +83,53 @@ def _add_sbom(p: plan.Planner, trace: Trace, epoch: int) -> None:
         p.text(PurePosixPath(sbom.STATUS_DIR, name), stanza, "runtime", "essential")
 
 
-def _prepare_output(options: AssembleOptions) -> Path:
+def _check_replaceable(out: Path, inputs: list[Path]) -> None:
+    """--force replaces only an earlier output of assemble, never a directory that holds
+    anything else: /, a home, the current directory, or an input (or its ancestors)."""
+    real = out.resolve()
+    guarded = {Path("/"), Path.home().resolve(), Path.cwd().resolve()}
+    if real in guarded or any(real == i or real in i.parents for i in inputs):
+        raise UsageError(f"will not replace {out}: it is / , a home or the current "
+                         "directory, or holds an input", "choose a new output directory")
+    if not (out / MARKER).is_file():
+        raise UsageError(f"{out} exists and was not written by assemble",
+                         "choose a new output directory, or remove it yourself")
+
+
+def _prepare_output(options: AssembleOptions, inputs: list[Path]) -> Path:
     out = options.output
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not options.force:
-        raise UsageError(f"{out} exists and is not empty", "pass --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file, not a directory", "choose a directory for -o")
+    if out.exists() and any(out.iterdir()):
+        if not options.force:
+            raise UsageError(f"{out} exists and is not empty", "pass --force to replace it")
+        _check_replaceable(out, inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     staging.chmod(0o755)  # it becomes the image's /
     return staging
 
 
+def _swap_in(staging: Path, out: Path) -> None:
+    """The new output takes the old one's place; an interruption leaves one of them whole."""
+    (staging / MARKER).write_text("written by pyfarm-docker assemble; --force may replace it\n")
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        os.rename(out, old / out.name)
+    os.rename(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def assemble(options: AssembleOptions, patcher: patch.ElfPatcher | None = None) -> Manifest:
-    """Write the farm at ``options.output`` atomically; returns its manifest."""
+    """Write the farm at ``options.output``; returns its manifest. Files and directories get
+    fixed modes (0644/0755), whatever the caller's umask."""
     trace = Trace.read(options.trace)
     the_plan = make_plan(trace, options)
-    staging = _prepare_output(options)
+    inputs = [options.trace.resolve(), Path(trace.app_dir).resolve()]
+    staging = _prepare_output(options, inputs)
+    umask = os.umask(0o022)
     try:
         doc = farm.write_farm(
             the_plan,
@@ -96,9 +137,8 @@ def assemble(options: AssembleOptions, patcher: patch.ElfPatcher | None = None) 
                              options.layers),
             patcher or patch.Patchelf(),
         )
-        if options.output.exists():
-            shutil.rmtree(options.output)
-        os.rename(staging, options.output)
+        _swap_in(staging, options.output)
     finally:
+        os.umask(umask)
         shutil.rmtree(staging, ignore_errors=True)
     return doc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import email.parser
+import posixpath
 from pathlib import Path, PurePosixPath
 
 from ..documents.trace import Distribution
@@ -15,8 +16,14 @@ def _record_files(dist_info: Path) -> list[str]:
         return [str(PurePosixPath(dist_info.name, p.name)) for p in sorted(dist_info.iterdir())]
     with record.open(newline="", encoding="utf-8") as f:
         rows = [row[0] for row in csv.reader(f) if row]
-    # Scripts land in ../../bin: not part of what the site directory holds.
-    return sorted({r for r in rows if PurePosixPath(r).parts[0] != ".."})
+    # Scripts land in ../../bin: not part of what the site directory holds. A row that
+    # leaves the site directory some other way is not trusted either.
+    return sorted({r for r in rows if _inside(r)})
+
+
+def _inside(row: str) -> bool:
+    normal = posixpath.normpath(row)
+    return not normal.startswith("/") and ".." not in PurePosixPath(normal).parts
 
 
 def _read_distribution(site_dir: Path, dist_info: Path) -> Distribution:

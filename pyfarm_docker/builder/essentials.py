@@ -28,6 +28,8 @@ services:  files
 # host.conf says "multi on": without it /etc/hosts answers only its first match.
 _COPIED_AS_IS = ("/etc/services", "/etc/protocols", "/etc/host.conf", "/etc/gai.conf",
                  "/etc/ssl/openssl.cnf")
+# Secrets the traced run may have opened: refused, with a warning, even then.
+_SECRETS = ("/etc/shadow", "/etc/gshadow", "/etc/ssh/", "/root/", "/home/")
 _NEVER_DATA = ("/tmp/", "/var/tmp/", "/run/", "/proc/", "/sys/", "/dev/", "/etc/ld.so.cache",
                "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/pip.conf",
                "/root/.cache/", "/root/.config/pip/", "/etc/xdg/pip/")
@@ -116,6 +118,9 @@ def _add_data_files(p: Planner, trace: Trace) -> None:
     shim = str(Path(__file__).resolve().parent)
     for path in trace.files_opened:
         if path.startswith((*_NEVER_DATA, shim)) or not os.path.isfile(path):
+            continue
+        if path.startswith(_SECRETS) and _outside_farm(path, trace):
+            p.warnings.append(f"{path}: the run read it, but it is never shipped (secrets)")
             continue
         if _outside_farm(path, trace) and root_path(path) not in p.entries:
             p.file(root_path(path), os.path.realpath(path), "runtime", "data", "traced")

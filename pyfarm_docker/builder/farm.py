@@ -27,6 +27,8 @@ class FarmOptions:
 
 def write_entries(plan: Plan, root: Path) -> None:
     for entry in sorted(plan.entries, key=lambda e: (e.kind != "dir", str(e.dest))):
+        if entry.dest.is_absolute() or ".." in entry.dest.parts:
+            raise AssembleError(f"refusing to write {entry.dest}: outside the output")
         _write(entry, root / entry.dest)
 
 

@@ -142,16 +142,22 @@ class Planner:
         self.add(Entry(dest, "dir", layer, "essential", mode=mode, owner=owner))
 
     def tree(self, source: Path, dest: PurePosixPath, layer: str, origin: str,
-             reason: str | None = None, keep_links: bool = False) -> None:
+             reason: str | None = None, keep_links: bool = False,
+             _seen: frozenset[str] = frozenset()) -> None:
         """Copy a directory tree; links are followed, or kept as they are with ``keep_links``
-        (for trees like zoneinfo whose links point back into themselves)."""
+        (for trees like zoneinfo whose links point back into themselves). A directory link
+        back into a directory being copied is skipped, not followed forever."""
+        seen = _seen | {os.path.realpath(source)}
         for path in sorted(source.iterdir()):
             if path.name in _SKIP_NAMES:
                 continue
             if keep_links and path.is_symlink():
                 self.add(Entry(dest / path.name, "link", layer, origin, target=os.readlink(path)))
             elif path.is_dir():
-                self.tree(path, dest / path.name, layer, origin, reason, keep_links)
+                if os.path.realpath(path) in seen:
+                    self.warnings.append(f"{path}: a link back into its own tree, left out")
+                    continue
+                self.tree(path, dest / path.name, layer, origin, reason, keep_links, seen)
             elif path.is_file():
                 self.file(dest / path.name, str(path.resolve()), layer, origin, reason)
 

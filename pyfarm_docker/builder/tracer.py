@@ -67,10 +67,15 @@ def describe_interpreter(python: str, cwd: Path | None = None) -> Interpreter:
     except OSError as exc:
         raise UsageError(f"cannot run interpreter {python!r}: {exc.strerror}",
                          "the command after -- must start with a Python interpreter") from exc
-    if done.returncode != 0:
-        raise UsageError(f"{python!r} is not a working Python interpreter: "
-                         f"{done.stderr.strip().splitlines()[-1:]}")
-    return Interpreter.from_json(Fields(json.loads(done.stdout), f"{python} description"))
+    try:
+        described = json.loads(done.stdout) if done.returncode == 0 else None
+    except ValueError:
+        described = None
+    if described is None:
+        last = (done.stderr.strip().splitlines() or ["it printed no description"])[-1]
+        raise UsageError(f"{python!r} is not a working Python interpreter: {last}",
+                         "the command after -- must start with a Python interpreter")
+    return Interpreter.from_json(Fields(described, f"{python} description"))
 
 
 class TracedRun:
@@ -202,6 +207,9 @@ def _execute(options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> tupl
     finally:
         if run.proc.poll() is None:
             _stop_server(run)
+        # Children that outlive the app are not part of its run, and would hold its
+        # stderr open: the trace does not wait for them.
+        run.stop_tree(signal.SIGKILL)
         records = run.finish()
     if options.port is None and status not in options.allowed_exit_codes:
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
