@@ -22,7 +22,7 @@ def _settings(args: argparse.Namespace) -> settings.Settings:
         path=args.path, module=args.module,
         args=tuple(args.arg) if args.arg is not None else None, port=args.port,
         probes=tuple(args.probe), base=args.base, final=args.final, prefix=args.prefix,
-        prune=args.prune, debug=args.debug))
+        prune=args.prune, debug=args.debug, include=tuple(args.include)))
 
 
 def generate_command(args: argparse.Namespace) -> int:
@@ -37,12 +37,18 @@ def generate_command(args: argparse.Namespace) -> int:
     wheels = sorted(args.wheelhouse.glob("*.whl")) if args.wheelhouse else None
     if args.download:
         wheels = wheelhouse.app_wheels(project, target)
-    dockerfile = write_generated(options, args.output or project / ".pyfarm", target, wheels,
-                                 args.force)
+    inputs = [args.wheelhouse] if args.wheelhouse else []
+    done = write_generated(options, args.output or project / ".pyfarm", target, wheels,
+                           args.force, inputs)
     docker = "DOCKER_BUILDKIT=1 docker" if args.syntax == "buildkit" else "docker"
-    flags = f"-f {dockerfile.relative_to(project)} -t IMAGE {project}"
-    say(f"wrote {dockerfile}; build it with:\n  {docker} build {flags}\n"
+    flags = f"-f {done.dockerfile.relative_to(project)} -t IMAGE {project}"
+    say(f"wrote {done.dockerfile}; build it with:\n  {docker} build {flags}\n"
         f"  podman build {flags}")
+    if done.dockerignore_changed:
+        say(f"wrote pyfarm-docker's block into {done.dockerignore}: it keeps secrets, VCS "
+            "directories, caches and the virtualenvs and private keys found now out of the "
+            "build context (run generate again after adding any)")
+    say(done.selection.summary())
     return 0
 
 

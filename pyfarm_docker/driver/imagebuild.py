@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from .. import defaults, runtime
 from ..errors import UsageError
-from . import engine, oci, staging, verify, wheelhouse
+from . import engine, oci, projectfiles, staging, verify, wheelhouse
 from .dockerfile import DockerfileOptions, for_project
 from .target import Target
 
@@ -48,6 +48,7 @@ class BuildResult:
     builder_bytes: int
     seconds: float
     verdict: verify.Verdict | None = None  # with --verify
+    project_files: projectfiles.Selection | None = None  # what of the project was copied
 
 
 def sibling_reference(tag: str, variant: str) -> str:
@@ -93,7 +94,9 @@ def _build(eng: engine.Engine, options: BuildOptions, report: Report,
     dockerfile = for_project(replace(options.dockerfile, wheelhouse=wheels is not None))
     with tempfile.TemporaryDirectory(prefix="pyfarm-context-") as tmp:
         ctx = Path(tmp)
-        staging.copy_project(options.project, ctx)
+        selection = staging.copy_project(options.project, ctx, settings.include,
+                                         dockerfile.helpers)
+        report(selection.summary())
         path = staging.write_helpers(ctx, dockerfile, target, wheels)
         image_id, builder_id, verdict = _build_stages(
             eng, ctx, str(path.relative_to(ctx)), options, report, log)
@@ -104,6 +107,7 @@ def _build(eng: engine.Engine, options: BuildOptions, report: Report,
     return BuildResult(
         image_id, options.tag, eng.name, engine.image_size(client, image_id), builder,
         engine.image_size(client, builder_id), time.monotonic() - started, verdict,
+        selection,
     )
 
 
