@@ -127,7 +127,7 @@ def test_an_ignored_or_denied_symlink_out_of_the_project_is_just_left_out(
 
 def test_include_of_a_missing_path_is_an_error(tmp_path: Path) -> None:
     project = _project(tmp_path / "project")
-    with pytest.raises(UsageError, match="include 'nope.txt' matches nothing"):
+    with pytest.raises(UsageError, match=r"include 'nope\.txt' matches nothing"):
         copy_project(project, tmp_path / "context", ("nope.txt",))
 
 
