@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 from pathlib import Path
 
 from ..cli import epoch, say
@@ -41,7 +42,7 @@ def generate_command(args: argparse.Namespace) -> int:
     done = write_generated(options, args.output or project / ".pyfarm", target, wheels,
                            args.force, inputs)
     docker = "DOCKER_BUILDKIT=1 docker" if args.syntax == "buildkit" else "docker"
-    flags = f"-f {done.dockerfile.relative_to(project)} -t IMAGE {project}"
+    flags = f"-f {done.dockerfile.relative_to(project)} -t IMAGE {shlex.quote(str(project))}"
     say(f"wrote {done.dockerfile}; build it with:\n  {docker} build {flags}\n"
         f"  podman build {flags}")
     if done.dockerignore_changed:
