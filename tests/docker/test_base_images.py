@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.docker.conftest import IMAGES, SCRIPT
+from tests.support.baseimages import IMAGES, MAKE_BASE_IMAGE
 
 pytestmark = pytest.mark.docker
-
 
 
 def _run(client: Any, image: str, script: str) -> str:
@@ -72,14 +71,14 @@ def test_slim_runtime_layout(client: Any, base_images: list[str]) -> None:
 
 def test_rerun_is_cached(base_images: list[str]) -> None:
     proc = subprocess.run(
-        [str(SCRIPT), *base_images], capture_output=True, text=True, timeout=60, check=True
+        [str(MAKE_BASE_IMAGE), *base_images], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout.splitlines() == [f"{name}: cached" for name in base_images]
 
 
 def test_unknown_name_is_a_usage_error() -> None:
     proc = subprocess.run(
-        [str(SCRIPT), "local/python:2.7-nope"], capture_output=True, text=True, check=False
+        [str(MAKE_BASE_IMAGE), "local/python:2.7-nope"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 2
     assert "local/python:3.12-slim" in proc.stderr

@@ -16,19 +16,19 @@ from pyfarm_docker.driver.engine import Engine
 from pyfarm_docker.driver.imagebuild import build_image
 from pyfarm_docker.driver.oci import Layout
 from pyfarm_docker.errors import BuildError
-from tests.docker.test_build_errors import interrupt_while_tracing
-from tests.docker.test_corpus_images import DEBIAN, build_case
-from tests.support.cases import build_options
+from tests.support.baseimages import DEBIAN
+from tests.support.cases import build_case, build_options
 from tests.support.images import image_files
-from tests.support.paths import corpus_cases
+from tests.support.interrupt import interrupt_while_tracing
+from tests.support.leftovers import Own
+from tests.support.paths import corpus_case
 
 pytestmark = pytest.mark.docker
-TAG = "pyfarm-test/podman-should-not-exist:1"
 
 
 @pytest.mark.parametrize("name", ["stdlib_tour", "numpy_linalg"])
 def test_podman_image_matches_dockers(name: str, client: Any, podman: Engine) -> None:
-    (case,) = [c for c in corpus_cases() if c.name == name]
+    case = corpus_case(name)
     built = build_case(case, DEBIAN, engine="podman")
     assert built.engine == "podman"
     assert built.verdict is not None and built.verdict.ok
@@ -41,13 +41,12 @@ def test_podman_image_matches_dockers(name: str, client: Any, podman: Engine) ->
     assert differ == []
 
 
-def test_podman_writes_an_oci_layout_that_verifies(tmp_path: Path, podman: Engine,
+def test_podman_writes_an_oci_layout_that_verifies(tmp_path: Path, own_podman: Own,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    (case,) = [c for c in corpus_cases() if c.name == "stdlib_tour"]
     layout = tmp_path / "image"
-    tag = "pyfarm-test/oci-podman:1"
-    options = build_options(case, tag, DEBIAN, verify=True, network="none", engine="podman",
-                            output=Layout("oci", layout))
+    tag = f"pyfarm-test/{own_podman.marker()}:1"
+    options = build_options(corpus_case("stdlib_tour"), tag, DEBIAN, verify=True,
+                            network="none", engine="podman", output=Layout("oci", layout))
     built = build_image(options, report=lambda _: None)
     assert not _tagged(tag) and _tagged(f"{tag}-builder")
     inspected = json.loads(subprocess.run(["skopeo", "inspect", f"oci:{layout}:1"],
@@ -68,40 +67,31 @@ def test_auto_takes_podman_when_docker_does_not_answer(
         assert eng.client.version()["Components"][0]["Name"] == "Podman Engine"
 
 
-def _containers() -> set[str]:
-    """Every container podman knows, buildah's build containers included."""
-    out = subprocess.run(["podman", "ps", "-a", "--external", "--format", "{{.ID}}"],
-                         capture_output=True, text=True, check=True).stdout
-    return set(out.split())
-
-
 def _tagged(reference: str) -> bool:
     return subprocess.run(["podman", "image", "exists", reference], check=False).returncode == 0
 
 
-def _services() -> str:
-    return subprocess.run(["pgrep", "-f", "podman system service --time=0 unix:///tmp/pyfarm"],
-                          capture_output=True, text=True, check=False).stdout
+def _nothing_left(own: Own) -> None:
+    """No build container, tag, podman service or temporary file of this test's."""
+    assert own.wait_for_containers() == [], "a container was left behind"
+    assert own.tags() == [], "a tag was left behind"
+    assert own.podman_services() == [], "podman's service was left running"
+    assert own.temporary() == [], "a temporary file or directory was left behind"
 
 
-def test_podman_build_failure_leaves_nothing(tmp_path: Path, podman: Engine,
+def test_podman_build_failure_leaves_nothing(own_podman: Own,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    before, services = _containers(), _services()
-    (tmp_path / "app.py").write_text("raise SystemExit('no config found')\n")
-    code = cli.main(["build", str(tmp_path), "--engine", "podman", "--base", DEBIAN,
-                     "--network", "none", "-t", TAG])
+    project = own_podman.project("raise SystemExit('no config found')\n")
+    code = cli.main(["build", str(project.path), "--engine", "podman", "--base", DEBIAN,
+                     "--network", "none", "-t", project.tag])
     err = capsys.readouterr().err
     assert code == BuildError.exit_code
     assert "build failed in stage builder" in err and "no config found" in err
-    assert _containers() == before
-    assert not _tagged(TAG)
-    assert _services() == services
+    _nothing_left(own_podman)
 
 
-def test_interrupted_podman_build_leaves_nothing(tmp_path: Path, podman: Engine) -> None:
-    before, services = _containers(), _services()
-    (tmp_path / "app.py").write_text("import time\ntime.sleep(30)\nprint(1)\n")
-    interrupt_while_tracing(tmp_path, TAG, "--engine", "podman")
-    assert _containers() == before
-    assert not _tagged(TAG)
-    assert _services() == services
+def test_interrupted_podman_build_leaves_nothing(own_podman: Own) -> None:
+    """A fresh project each run: a cached trace step would finish before the Ctrl-C."""
+    project = own_podman.project("import time\ntime.sleep(30)\nprint(1)\n")
+    interrupt_while_tracing(project.path, project.tag, "--engine", "podman")
+    _nothing_left(own_podman)

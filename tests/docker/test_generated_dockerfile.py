@@ -13,8 +13,8 @@ import pytest
 
 from pyfarm_docker import cli
 from pyfarm_docker.driver.engine import Engine
-from tests.docker.test_corpus_images import DEBIAN
-from tests.support.paths import corpus_cases
+from tests.support.baseimages import DEBIAN
+from tests.support.paths import corpus_case
 
 pytestmark = pytest.mark.docker
 # docker.io's own client: it builds with the daemon's BuildKit without the buildx plugin.
@@ -22,9 +22,8 @@ DOCKER_20 = "/usr/bin/docker"
 
 
 def _generate(tmp_path: Path, *flags: str) -> Path:
-    (case,) = [c for c in corpus_cases() if c.name == "module_entry"]
     project = tmp_path / "project"
-    shutil.copytree(case, project)
+    shutil.copytree(corpus_case("module_entry"), project)
     (project / "pyproject.toml").write_text(
         '[tool.pyfarm-docker]\nentry = ["-m", "greeter"]\nargs = ["committed"]\n')
     assert cli.main(["generate", str(project), "--base", DEBIAN, "--python", "3.11",

@@ -9,16 +9,11 @@ from typing import Any
 import pytest
 
 from pyfarm_docker.driver.imagebuild import build_image
-from tests.docker.test_corpus_images import DEBIAN, build_case
-from tests.support.cases import build_options
-from tests.support.paths import corpus_cases
+from tests.support.baseimages import DEBIAN
+from tests.support.cases import build_case, build_options
+from tests.support.paths import corpus_case
 
 pytestmark = pytest.mark.docker
-
-
-def _case(name: str) -> Any:
-    (case,) = [c for c in corpus_cases() if c.name == name]
-    return case
 
 
 def _paths(client: Any, image: str) -> list[str]:
@@ -32,7 +27,7 @@ def _paths(client: Any, image: str) -> list[str]:
 
 
 def test_runs_read_only_without_capabilities(client: Any, base_images: list[str]) -> None:
-    built = build_case(_case("stdlib_tour"), DEBIAN)
+    built = build_case(corpus_case("stdlib_tour"), DEBIAN)
     assert built.builder_tag is not None
     kwargs = {"network_mode": "none", "remove": True}
     normal = client.containers.run(built.builder_tag, ["/opt/venv/bin/python", "app.py"],
@@ -45,7 +40,7 @@ def test_runs_read_only_without_capabilities(client: Any, base_images: list[str]
 
 
 def test_home_is_writable_by_the_user(client: Any, base_images: list[str]) -> None:
-    built = build_case(_case("stdlib_tour"), DEBIAN)
+    built = build_case(corpus_case("stdlib_tour"), DEBIAN)
     code = "import pathlib; p = pathlib.Path.home() / 'n'; p.write_text('ok'); print(p)"
     out = client.containers.run(built.tag, ["-c", code], entrypoint=["/app/python/bin/python"],
                                 network_mode="none", remove=True)
@@ -53,7 +48,7 @@ def test_home_is_writable_by_the_user(client: Any, base_images: list[str]) -> No
 
 
 def test_nothing_from_the_builder_reaches_the_image(client: Any, base_images: list[str]) -> None:
-    built = build_case(_case("flask_server"), DEBIAN)
+    built = build_case(corpus_case("flask_server"), DEBIAN)
     paths = _paths(client, built.tag)
     roots = ("pyfarm/", "opt/", "src/", "root/", "etc/pip.conf", "etc/xdg/", "usr/bin/pip")
     anywhere = ("wheelhouse", ".git/", "patchelf", "elftools", "site-packages/p1/pip/")
@@ -64,7 +59,7 @@ def test_nothing_from_the_builder_reaches_the_image(client: Any, base_images: li
 
 
 def test_same_input_same_layers(client: Any, base_images: list[str]) -> None:
-    case = _case("module_entry")
+    case = corpus_case("module_entry")
 
     def layers(tag: str) -> list[str]:
         options = build_options(case, tag, DEBIAN, network="none", no_cache=True,
@@ -78,7 +73,7 @@ def test_same_input_same_layers(client: Any, base_images: list[str]) -> None:
 
 
 def test_debug_variant_adds_a_shell_on_top(client: Any, base_images: list[str]) -> None:
-    case = _case("module_entry")
+    case = corpus_case("module_entry")
     options = build_options(case, "pyfarm-test/debugged:1", DEBIAN, {"debug": True},
                             network="none")
     result = build_image(options, report=lambda _: None)

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from pyfarm_docker import cli
-from tests.docker.test_corpus_images import DEBIAN, build_case
-from tests.support.paths import corpus_cases
+from tests.support.baseimages import DEBIAN
+from tests.support.cases import build_case
+from tests.support.paths import corpus_case
 
 pytestmark = pytest.mark.docker
 
 
 def test_report_of_an_image(client: Any, base_images: list[str],
                             capsys: pytest.CaptureFixture[str]) -> None:
-    (case,) = [c for c in corpus_cases() if c.name == "pillow_image"]
-    built = build_case(case, DEBIAN)
+    built = build_case(corpus_case("pillow_image"), DEBIAN)
     assert cli.main(["report", built.tag, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     origins = {g["origin"] for g in summary["by_origin"]}
@@ -34,8 +34,8 @@ def test_report_of_something_else(capsys: pytest.CaptureFixture[str], client: An
 
 
 def test_build_writes_the_sbom(tmp_path: Path, client: Any, base_images: list[str]) -> None:
-    (case,) = [c for c in corpus_cases() if c.name == "lxml_xpath"]
     sbom = tmp_path / "sbom.json"
+    case = corpus_case("lxml_xpath")
     assert cli.main(["build", str(case), "-t", "pyfarm-test/sbom:1", "--base", DEBIAN,
                      "--network", "none", "--sbom", str(sbom)]) == 0
     document = json.loads(sbom.read_text())

@@ -13,8 +13,10 @@ from pyfarm_docker import cli
 from pyfarm_docker.driver import verify
 from pyfarm_docker.driver.engine import Engine
 from pyfarm_docker.errors import VerifyError
-from tests.docker.test_corpus_images import DEBIAN, build_case
-from tests.support.paths import corpus_cases
+from tests.support.baseimages import DEBIAN
+from tests.support.cases import build_case
+from tests.support.leftovers import Own
+from tests.support.paths import corpus_case
 
 pytestmark = pytest.mark.docker
 
@@ -43,12 +45,12 @@ def _without(client: Any, image: str, drop: str, reference: str) -> str:
     return reference
 
 
-def test_verify_names_the_missing_library(client: Any, base_images: list[str],
+def test_verify_names_the_missing_library(client: Any, base_images: list[str], own: Own,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    (case,) = [c for c in corpus_cases() if c.name == "numpy_linalg"]
-    built = build_case(case, DEBIAN)
+    built = build_case(corpus_case("numpy_linalg"), DEBIAN)
     assert built.builder_tag is not None
-    broken = _without(client, built.tag, "reals/r/libscipy_openblas", "pyfarm-test/broken:1")
+    broken = _without(client, built.tag, "reals/r/libscipy_openblas",
+                      f"pyfarm-test/{own.marker()}:broken")
     try:
         with pytest.raises(VerifyError, match="libscipy_openblas"):
             spec = verify.spec_from_image(client, broken)
@@ -61,14 +63,13 @@ def test_verify_names_the_missing_library(client: Any, base_images: list[str],
         client.images.remove(broken, force=True)
 
 
-def test_verify_passes_for_the_real_image(client: Any, base_images: list[str],
+def test_verify_passes_for_the_real_image(base_images: list[str], own: Own,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    (case,) = [c for c in corpus_cases() if c.name == "numpy_linalg"]
-    built = build_case(case, DEBIAN)
+    built = build_case(corpus_case("numpy_linalg"), DEBIAN)
     assert built.builder_tag is not None
-    before = {c.id for c in client.containers.list(all=True)}
     assert cli.main(["verify", built.tag, "--like", built.builder_tag]) == 0
     assert "behaves like" in capsys.readouterr().err
-    assert {c.id for c in client.containers.list(all=True)} == before  # nothing left running
+    # verify's containers (testcontainers labels them with this session) are all gone.
+    assert own.containers() == []
 
 
