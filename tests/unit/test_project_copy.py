@@ -145,31 +145,32 @@ def _generate(project: Path, *flags: str) -> int:
     return cli.main(["generate", str(project), "--python", "3.11", *flags])
 
 
-def test_generate_writes_the_same_rules_into_the_dockerignore(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Docker's matcher, over the .dockerignore generate wrote, leaves in what build copies
-    (plus the helpers and the .dockerignore, which Docker always sends)."""
+def test_the_dockerignore_block_keeps_out_what_build_leaves_out(tmp_path: Path) -> None:
+    """Docker's matcher (the docker SDK's), over the user's .dockerignore plus the block
+    generate writes, leaves in exactly what build copies, plus the helpers and the
+    .dockerignore itself, which Docker always sends."""
     project = _project(tmp_path / "project")
-    assert _generate(project, "--include", ".env.production") == 0
-    err = capsys.readouterr().err
-    assert f"wrote pyfarm-docker's block into {project / '.dockerignore'}" in err
-    assert "stay out: 7 secret" in err
-    text = (project / ".dockerignore").read_text()
-    assert text.startswith(DOCKERIGNORE + "\n" + projectfiles.BLOCK_START)
-    assert "/certs/server.pem\n/pkg/deploy_key.txt\n/venv\n!/.pyfarm\n!/.env.production\n" in text
+    selection = projectfiles.select(project, (".env.production",))
+    block = projectfiles.dockerignore_block(selection, (".pyfarm", ".env.production"))
+    text = projectfiles.with_block(DOCKERIGNORE, block)
+    assert text.startswith(DOCKERIGNORE + "\n" + projectfiles.BLOCK_START + "\n**/.env*\n")
+    assert text.endswith("/certs/server.pem\n/pkg/deploy_key.txt\n/venv\n!/.pyfarm\n"
+                         "!/.env.production\n" + projectfiles.BLOCK_END + "\n")
+    assert projectfiles.with_block(text, block) == text  # rewritten in place, once
+    (project / ".dockerignore").write_text(text)
+    (project / ".pyfarm").mkdir()
+    (project / ".pyfarm" / "Dockerfile").write_text("FROM scratch\n")
 
     patterns = [ln.strip() for ln in text.splitlines() if ln.strip() and ln[0] != "#"]
     sent = {p for p in exclude_paths(str(project), patterns, ".pyfarm/Dockerfile")
             if not (project / p).is_dir() or (project / p).is_symlink()}
     copy_project(project, tmp_path / "context", (".env.production",))
     copied = set(_tree(tmp_path / "context"))
-    assert {p for p in sent if not p.startswith(".pyfarm/")} - {".dockerignore"} == copied
-
-    assert _generate(project, "--include", ".env.production", "--force") == 0
-    assert "wrote pyfarm-docker's block" not in capsys.readouterr().err  # unchanged
-    assert (project / ".dockerignore").read_text() == text
-    assert _generate(project, "--force") == 0  # the include dropped: its line goes too
-    assert "!/.env.production" not in (project / ".dockerignore").read_text()
+    assert ".env.production" in copied
+    assert sent - {".dockerignore", ".pyfarm/Dockerfile"} == copied
+    # The block is the tool's: build reads only the user's lines from the file.
+    assert projectfiles.read_dockerignore(project) == [
+        line for line in DOCKERIGNORE.splitlines() if not line.startswith("#")]
 
 
 def test_generate_refuses_a_symlink_out_of_the_project_and_writes_nothing(
