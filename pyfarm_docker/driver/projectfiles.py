@@ -117,9 +117,9 @@ def _deny(entry: os.DirEntry[str], is_dir: bool) -> str | None:
         return SECRET
     if name in SECRET_NAMES:
         return SECRET
-    if is_dir and name in VCS_DIRS:
+    if name in VCS_DIRS:  # a .git file (a submodule's) too, as the pattern **/.git says
         return VCS
-    if is_dir and name in CACHE_DIRS:
+    if name in CACHE_DIRS:
         return CACHE
     if not is_dir and name.endswith(CACHE_SUFFIXES):
         return CACHE
@@ -193,7 +193,10 @@ class _Walk:
                 self.entry(entry, rel, inherited)
 
     def entry(self, entry: os.DirEntry[str], rel: str, inherited: str | None) -> None:
-        mode = entry.stat(follow_symlinks=False).st_mode
+        try:
+            mode = entry.stat(follow_symlinks=False).st_mode
+        except OSError as exc:  # gone since the directory was listed
+            raise UsageError(f"cannot read {entry.path}: {exc.strerror}") from None
         is_dir, is_link = stat.S_ISDIR(mode), stat.S_ISLNK(mode)
         if not (is_dir or is_link or stat.S_ISREG(mode)):
             self.leave_out(rel, SPECIAL, entry.path, False)
