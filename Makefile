@@ -15,10 +15,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# Docker daemon (installed and started when missing), the local base images, and podman
-# with the same images in its storage.
+# Docker daemon (installed and started when missing), the local base images, podman
+# with the same images in its storage, and two local registries (open :5000, auth :5001).
 docker:
 	scripts/docker-up
+	scripts/registry-up
 	scripts/make-base-image $(BASES)
 	scripts/podman-up $(BASES)
 

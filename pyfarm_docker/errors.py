@@ -48,3 +48,9 @@ class VerifyError(PyfarmError):
     """The packed image does not behave like its builder."""
 
     exit_code = 7
+
+
+class RegistryError(PyfarmError):
+    """A registry refused a push, or none answered at its address."""
+
+    exit_code = 8
