@@ -81,7 +81,11 @@ def _add_app_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wheelhouse", type=Path,
                    help="directory of wheels: the builder installs offline from it")
     p.add_argument("--prune", action="store_true",
-                   help="leave out the .py files of used distributions the run never read")
+                   help="ship only what the traced run used (and its native closure), as .pyc")
+    p.add_argument("--keep-tests", action="store_true",
+                   help="keep distributions' test directories the run did not import")
+    p.add_argument("--keep-headers", action="store_true",
+                   help="keep stubs, headers and Cython sources (.pyi .pxd .h .a ...)")
     p.add_argument("--debug", action="store_true",
                    help="also make IMAGE-debug: the image plus a busybox shell in its own layer")
     p.add_argument("--include", action="append", default=[], metavar="PATH",

@@ -23,7 +23,8 @@ def _settings(args: argparse.Namespace) -> settings.Settings:
         path=args.path, module=args.module,
         args=tuple(args.arg) if args.arg is not None else None, port=args.port,
         probes=tuple(args.probe), base=args.base, final=args.final, prefix=args.prefix,
-        prune=args.prune, debug=args.debug, include=tuple(args.include)))
+        prune=args.prune, keep_tests=args.keep_tests, keep_headers=args.keep_headers,
+        debug=args.debug, include=tuple(args.include)))
 
 
 def generate_command(args: argparse.Namespace) -> int:

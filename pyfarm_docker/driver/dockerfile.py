@@ -128,7 +128,9 @@ def _assemble(settings: Settings) -> list[str]:
     """The assemble step, in exec form: the prefix is the user's."""
     return [str(runtime.BUILDER_TOOL), "assemble", str(runtime.BUILDER_TRACE),
             "-o", str(runtime.BUILDER_OUT), "--layers", "--prefix", str(settings.prefix),
-            *(["--prune"] if settings.prune else [])]
+            *(["--prune"] if settings.prune else []),
+            *(["--keep-tests"] if settings.keep_tests else []),
+            *(["--keep-headers"] if settings.keep_headers else [])]
 
 
 def _labels(settings: Settings, contract: runtime.Runtime) -> list[tuple[str, str]]:

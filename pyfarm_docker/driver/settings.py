@@ -19,7 +19,8 @@ from ..errors import UsageError
 from .engine import check_image
 
 # Keys of [tool.pyfarm-docker] only (case.json describes the app, not its image).
-IMAGE_KEYS = frozenset({"base", "final", "prefix", "prune", "include"})
+IMAGE_KEYS = frozenset({"base", "final", "prefix", "prune", "keep_tests", "keep_headers",
+                        "include"})
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
 
 
@@ -36,6 +37,8 @@ class Flags:
     final: str | None = None
     prefix: str | None = None
     prune: bool = False
+    keep_tests: bool = False
+    keep_headers: bool = False
     debug: bool = False
     include: tuple[str, ...] = ()
 
@@ -50,7 +53,9 @@ class Settings:
     base: str = defaults.BASE
     final: str = defaults.FINAL
     prefix: PurePosixPath = defaults.PREFIX
-    prune: bool = False
+    prune: bool = False  # ship only what the traced run used
+    keep_tests: bool = False  # distributions' test directories the run did not import
+    keep_headers: bool = False  # stubs, headers, Cython sources
     debug: bool = False
     include: tuple[str, ...] = ()  # project paths copied although left out by default
 
@@ -154,8 +159,9 @@ def _flag_values(flags: Flags) -> dict[str, Any]:
     for key in ("base", "final", "prefix"):
         if getattr(flags, key) is not None:
             values[key] = getattr(flags, key)
-    if flags.prune:
-        values["prune"] = True
+    for key in ("prune", "keep_tests", "keep_headers"):
+        if getattr(flags, key):
+            values[key] = True
     return values
 
 
@@ -177,7 +183,7 @@ def _check_types(fields: Fields) -> None:
             fields.opt_text(key)
         elif key == "port":
             fields.opt_integer(key)
-        elif key == "prune":
+        elif key in ("prune", "keep_tests", "keep_headers"):
             fields.flag(key, False)
         elif key == "probes":
             for probe in fields.objects(key, False):
@@ -223,4 +229,7 @@ def resolve(flags: Flags) -> Settings:
                     base=fields.text("base", defaults.BASE),
                     final=fields.text("final", defaults.FINAL),
                     prefix=check_prefix(fields.text("prefix", str(defaults.PREFIX))),
-                    prune=fields.flag("prune", False), debug=flags.debug, include=include)
+                    prune=fields.flag("prune", False),
+                    keep_tests=fields.flag("keep_tests", False),
+                    keep_headers=fields.flag("keep_headers", False), debug=flags.debug,
+                    include=include)

@@ -18,7 +18,7 @@ import pytest
 from pyfarm_docker import cli
 from pyfarm_docker.builder.assemble import AssembleOptions, assemble
 from pyfarm_docker.builder.tracer import TraceOptions, run_trace
-from pyfarm_docker.errors import TraceError, UsageError
+from pyfarm_docker.errors import UsageError
 
 APP = "import json\nprint(json.dumps({'ok': True}))\n"
 
@@ -176,18 +176,3 @@ def test_a_child_that_outlives_the_app_does_not_hold_the_trace(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert done.stdout == "parent done\n"
     assert json.loads((tmp_path / "t.json").read_text())["exit_status"] == 0
-
-
-def test_a_server_that_resets_the_connection(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "app.py").write_text(
-        "import socket, struct\ns = socket.socket()\n"
-        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', 18977))\n"
-        "s.listen()\nwhile True:\n    c, _ = s.accept()\n    c.recv(100)\n"
-        "    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
-        "    c.close()\n")
-    code = cli.main(["trace", "-o", str(tmp_path / "t.json"), "--port", "18977", "--probe",
-                     "GET /health", "--", sys.executable, str(tmp_path / "app.py")])
-    err = capsys.readouterr().err
-    assert code == TraceError.exit_code
-    assert "GET /health: no HTTP answer" in err

@@ -137,3 +137,15 @@ def test_spec_json_round_trips() -> None:
 def test_malformed_spec_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError):
         AppSpec.loads(text, "spec")
+
+
+def test_keep_tests_and_headers_reach_the_assemble_step(tmp_path: Path) -> None:
+    from pyfarm_docker.driver.dockerfile import DockerfileOptions, render
+
+    _app(tmp_path, pyproject="[tool.pyfarm-docker]\nkeep_headers = true\n")
+    settings = resolve(Flags(path=tmp_path, keep_tests=True))
+    assert (settings.keep_tests, settings.keep_headers, settings.prune) == (True, True, False)
+    assemble = [line for line in render(DockerfileOptions(settings)).splitlines()
+                if '"assemble"' in line]
+    assert len(assemble) == 1 and '"--keep-tests", "--keep-headers"' in assemble[0]
+    assert '"--keep-tests"' not in render(DockerfileOptions(resolve(Flags(path=tmp_path))))
