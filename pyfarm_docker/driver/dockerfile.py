@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
@@ -27,12 +28,19 @@ class DockerfileOptions:
     requirements: str | None = None
     install_project: bool = False
     wheelhouse: bool = False
+    project_wheel: str | None = None  # the project's wheel in <helpers>/project (made on the host)
     syntax: str = "portable"  # or "buildkit": RUN --mount, which the legacy builder lacks
+    labels: tuple[tuple[str, str], ...] = ()  # the user's, on the final image
+    build_args: tuple[str, ...] = ()  # names the builder stage declares (ARG), for pip
 
     def __post_init__(self) -> None:
         for what, path in (("helpers directory", self.helpers), ("app directory", self.app_dir),
                            ("requirements file", self.requirements or ".")):
             check_relative(what, path)
+        for key, value in self.labels:
+            check_label(key, value)
+        for name in self.build_args:
+            check_build_arg(name)
 
     @property
     def spec(self) -> AppSpec:
@@ -48,6 +56,32 @@ def check_relative(what: str, path: str) -> str:
         raise UsageError(f"{what} {path!r} is not a plain path inside the project",
                          "use letters, digits, '.', '_' and '-' only, e.g. .pyfarm")
     return path
+
+
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*", re.ASCII)
+_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+RESERVED_LABELS = "io.pyfarm-docker."  # verify and report read these: the tool's own
+RESERVED_ARGS = {"BASE": "--base", "SOURCE_DATE_EPOCH": "the SOURCE_DATE_EPOCH variable"}
+
+
+def check_label(key: str, value: str) -> None:
+    """A label key is written bare (``KEY="VALUE"``): plain characters only; the value
+    goes through :func:`label_value`."""
+    if not _LABEL_KEY.fullmatch(key):
+        raise UsageError(f"label key {key!r} is not a plain name",
+                         "use letters, digits, '.', '_', '/' and '-', e.g. org.example.team")
+    if key.startswith(RESERVED_LABELS):
+        raise UsageError(f"label {key} is pyfarm-docker's own", "choose another key")
+    check_text(f"label {key}", value)
+
+
+def check_build_arg(name: str) -> None:
+    if not _ARG_NAME.fullmatch(name):
+        raise UsageError(f"build argument {name!r} is not a variable name",
+                         "use letters, digits and '_', e.g. PIP_INDEX_URL")
+    if name in RESERVED_ARGS:
+        raise UsageError(f"build argument {name} is set by pyfarm-docker",
+                         f"use {RESERVED_ARGS[name]} instead")
 
 
 def for_project(options: DockerfileOptions) -> DockerfileOptions:
@@ -106,6 +140,7 @@ def render(options: DockerfileOptions) -> str:
         app_dir=options.app_dir,
         requirements=options.requirements,
         install_project=options.install_project,
+        project_wheel=options.project_wheel,
         wheelhouse=options.wheelhouse,
         debug=settings.debug,
         buildkit=options.syntax == "buildkit",
@@ -120,7 +155,8 @@ def render(options: DockerfileOptions) -> str:
         healthcheck=_healthcheck(spec, contract.python) if spec.port else [],
         entrypoint=contract.entrypoint(spec.entry),
         run_args=list(spec.checked_args),
-        labels=_labels(settings, contract),
+        labels=list({**dict(_labels(settings, contract)), **dict(options.labels)}.items()),
+        build_args=list(options.build_args),
     )
 
 

@@ -7,7 +7,10 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import subprocess
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,8 @@ from .target import Target
 ENGINES = ("auto", "docker", "podman")
 # Docker's legacy builder says "Step 3/20 : COPY ..."; podman (buildah) "[1/2] STEP 3/13: COPY ...".
 _STEP = re.compile(r"^(?:Step |\[\d+/\d+\] STEP )(\d+)/(\d+) ?: (.*)$")
+# BuildKit's plain progress says "#7 [builder 3/9] RUN ...", once per step it starts.
+_BUILDKIT_STEP = re.compile(r"^#(\d+) \[(?:(\S+) )?(\d+)/(\d+)\] (.*)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # docker/distribution's reference grammar: [domain[:port]/]path[:tag][@sha256:hex].
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -174,6 +179,7 @@ class StepTracker:
     def __post_init__(self) -> None:
         self.started = time.monotonic()
         self.log: list[str] = []
+        self.vertices: set[str] = set()  # BuildKit steps already reported
 
     def feed(self, text: str) -> None:
         for line in _ANSI.sub("", text).splitlines():
@@ -185,6 +191,14 @@ class StepTracker:
             match = _STEP.match(line)
             if match:
                 self._new_step(match)
+            kit = _BUILDKIT_STEP.match(line)
+            if kit and kit.group(1) not in self.vertices:
+                self.vertices.add(kit.group(1))
+                self.stage = kit.group(2) or "final"
+                self.step = f"step {kit.group(3)}/{kit.group(4)}"
+                elapsed = time.monotonic() - self.started
+                self.on_step(f"[{elapsed:6.1f}s] {self.step} ({self.stage}): "
+                             f"{kit.group(5)[:90]}")
 
     def _new_step(self, match: re.Match[str]) -> None:
         self.step = f"step {match.group(1)}/{match.group(2)}"
@@ -202,12 +216,14 @@ class StepTracker:
 
 def build_stage(client: Any, context: Path, dockerfile: str, tracker: StepTracker,
           target: str | None = None, network: str | None = None, no_cache: bool = False,
-          buildargs: dict[str, str] | None = None) -> str:
+          buildargs: dict[str, str] | None = None, platform: str | None = None) -> str:
     """Build one stage (``target``) with the legacy builder; returns the image id. Never
     tags."""
     kwargs: dict[str, Any] = {"path": str(context), "dockerfile": dockerfile, "rm": True,
                               "forcerm": True, "decode": True, "pull": False,
                               "nocache": no_cache, "buildargs": buildargs or {}}
+    if platform:
+        kwargs["platform"] = platform
     if target:
         kwargs["target"] = target
     if network:
@@ -224,6 +240,80 @@ def build_stage(client: Any, context: Path, dockerfile: str, tracker: StepTracke
     if not image_id:
         raise tracker.failure("the daemon reported no image")
     return str(image_id)
+
+
+def buildkit_client() -> list[str]:
+    """A docker client that builds through the daemon's BuildKit: ``docker buildx build``
+    where the buildx plugin is, else a client before 23, whose ``docker build`` speaks to
+    BuildKit itself when DOCKER_BUILDKIT=1 (later ones need buildx for that)."""
+    found = [shutil.which("docker") or "", "/usr/bin/docker", "/usr/local/bin/docker"]
+    clients = [c for c in dict.fromkeys(found) if c and os.access(c, os.X_OK)]
+    for cli in clients:
+        if _quiet([cli, "buildx", "version"]) is not None:
+            return [cli, "buildx", "build", "--load"]
+    for cli in clients:
+        version = re.search(r"version (\d+)\.", _quiet([cli, "--version"]) or "")
+        if version and int(version.group(1)) < 23:
+            return [cli, "build"]
+    raise UsageError("building through BuildKit needs docker buildx, or a Docker client "
+                     "before 23 (Debian's docker.io 20.10 has one)",
+                     "install docker-buildx, or build with --syntax portable")
+
+
+def _quiet(argv: list[str]) -> str | None:
+    """A command's output, or None when it fails."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
+                              env={**os.environ, "DOCKER_CLI_HINTS": "false"})
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def buildkit_stage(client: Any, context: Path, dockerfile: str, tracker: StepTracker,
+                   target: str | None = None, network: str | None = None,
+                   no_cache: bool = False, buildargs: dict[str, str] | None = None,
+                   platform: str | None = None) -> str:
+    """Build one stage through BuildKit (the docker client, ``--progress=plain``); returns
+    the image id from ``--iidfile``. Never tags. An interrupted build stops the client,
+    and BuildKit cancels what it was running."""
+    argv = buildkit_client()
+    with tempfile.TemporaryDirectory(prefix="pyfarm-buildkit-") as tmp:
+        iidfile = Path(tmp, "iid")
+        argv += ["--progress=plain", "--iidfile", str(iidfile), "-f",
+                 str(context / dockerfile)]
+        for name, value in (buildargs or {}).items():
+            argv += ["--build-arg", f"{name}={value}"]
+        for flag, given in (("--target", target), ("--network", network),
+                            ("--platform", platform)):
+            if given:
+                argv += [flag, given]
+        if no_cache:
+            argv.append("--no-cache")
+        env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+        proc = subprocess.Popen([*argv, str(context)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                                errors="replace", env=env, start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                tracker.feed(line)
+            status = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: stop the client, BuildKit cancels
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if status != 0:
+            errors = [line for line in tracker.log if "ERROR" in line or "error" in line]
+            raise tracker.failure(errors[-1] if errors else f"docker build exited {status}")
+        image_id = iidfile.read_text().strip() if iidfile.is_file() else ""
+    if not image_id:
+        raise tracker.failure("BuildKit reported no image")
+    return image_id
 
 
 def tag(client: Any, image_id: str, reference: str) -> None:

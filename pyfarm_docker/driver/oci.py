@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import re
 import secrets
 import shutil
@@ -386,9 +387,33 @@ def loaded(client: Any, source: Layout) -> Iterator[str]:
             client.images.remove(name)
 
 
-def labeled_file(source: Layout, name: str) -> bytes:
-    """The file of the image whose path the config label ``name`` gives, read from the
-    top-most layer that has it: no engine needed."""
+def image_descriptor(source: Layout) -> dict[str, Any]:
+    """The descriptor (mediaType, digest, size) of the layout's single image manifest,
+    once the manifest and its blobs are checked against their digests and sizes."""
+    with _opened(source) as layout:
+        image = _image_manifest(layout)
+        for layer in image.layers:
+            layout.verify(layer)
+        layout.read_blob(image.config)
+        found = layout.json("index.json").objects("manifests")[0]
+        return {"mediaType": MANIFEST, "digest": found.text("digest"),
+                "size": found.integer("size")}
+
+
+def image_labels(source: Layout) -> dict[str, str]:
+    """The config labels of the layout's single image."""
+    with _opened(source) as layout:
+        image = _image_manifest(layout)
+        config = layout.json("config", layout.read_blob(image.config)).data.get("config")
+    labels = config.get("Labels") if isinstance(config, dict) else None
+    return {k: v for k, v in labels.items() if isinstance(v, str)} if isinstance(
+        labels, dict) else {}
+
+
+def labeled_file(source: Layout, name: str, sibling: str | None = None) -> bytes:
+    """The file of the image whose path the config label ``name`` gives (or the file
+    called ``sibling`` beside it), read from the top-most layer that has it: no engine
+    needed."""
     with _opened(source) as layout:
         image = _image_manifest(layout)
         config = layout.json("config", layout.read_blob(image.config)).data.get("config")
@@ -396,6 +421,8 @@ def labeled_file(source: Layout, name: str) -> bytes:
         path = label(labels if isinstance(labels, dict) else None, name, str(source))
         if not isinstance(path, str):
             raise UsageError(f"{source}: label {name} is not a string")
+        if sibling is not None:
+            path = posixpath.join(posixpath.dirname(path), sibling)
         for layer in reversed(image.layers):
             blob = layout.verify(layer)
             with layout.open(blob) as stream:
