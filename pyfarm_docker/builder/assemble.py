@@ -46,7 +46,9 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     check_prefix(options.prefix)
     policy = plan.Policy(options.prune, options.keep_tests, options.keep_headers)
     p = plan.Planner(options.prefix, plan.Usage.of(trace), policy)
-    python = plan.add_interpreter(p, trace.interpreter)
+    zips = [e.path for e in trace.sys_path if e.kind == "stdlib-zip"]
+    python = plan.add_interpreter(p, trace.interpreter,
+                                  os.path.basename(zips[0]) if zips else None)
     sites = plan.add_site_dirs(p, trace)
     plan.add_app(p, trace)
     _add_site_hook(p, trace.interpreter, sites)

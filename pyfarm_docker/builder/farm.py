@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -29,7 +30,23 @@ def write_entries(plan: Plan, root: Path) -> None:
     for entry in sorted(plan.entries, key=lambda e: (e.kind != "dir", str(e.dest))):
         if entry.dest.is_absolute() or ".." in entry.dest.parts:
             raise AssembleError(f"refusing to write {entry.dest}: outside the output")
-        _write(entry, root / entry.dest)
+        if entry.kind == "zip":
+            _write_zip(root / entry.dest, plan.zipped)
+        else:
+            _write(entry, root / entry.dest)
+
+
+def _write_zip(target: Path, members: tuple[tuple[str, str], ...]) -> None:
+    """A deflated zip with fixed dates and order: the same sources give the same bytes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name, source in sorted(members):
+            info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(source, "rb") as f:
+                archive.writestr(info, f.read())
+    os.chmod(target, 0o644)
 
 
 def _write(entry: Entry, target: Path) -> None:
@@ -57,8 +74,13 @@ def bytecode_jobs(plan: Plan, root: Path) -> list[tuple[str, Path, bool]]:
 
 def build_ld_cache(root: Path) -> None:
     """An ld.so.cache of the farm, so dlopen by bare name and find_library work."""
-    done = subprocess.run(["ldconfig", "-X", "-r", str(root)], capture_output=True,
-                          text=True, check=False)
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    try:
+        done = subprocess.run([ldconfig, "-X", "-r", str(root)], capture_output=True,
+                              text=True, check=False)
+    except OSError as exc:
+        raise AssembleError(f"cannot run ldconfig: {exc.strerror}",
+                            "the builder needs glibc's ldconfig (in /sbin on Debian)") from None
     if done.returncode != 0:
         raise AssembleError(f"ldconfig failed: {done.stderr.strip()}",
                             "the builder needs glibc's ldconfig")

@@ -31,7 +31,7 @@ class Entry:
     and why it is there (see REASONS)."""
 
     dest: PurePosixPath
-    kind: str  # "file" | "text" | "link" | "dir"
+    kind: str  # "file" | "text" | "link" | "dir" | "zip" (the plan's zipped modules)
     layer: str
     origin: str
     source: str = ""
@@ -101,6 +101,7 @@ class Plan:
     bytecode: frozenset[PurePosixPath] = frozenset()  # .py files to give a .pyc
     sourceless: frozenset[PurePosixPath] = frozenset()  # of those, replaced by the .pyc
     prunable: frozenset[PurePosixPath] = frozenset()
+    zipped: tuple[tuple[str, str], ...] = ()  # (name in the stdlib zip, builder source)
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Planner:
     entries: dict[PurePosixPath, Entry] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     prunable: set[PurePosixPath] = field(default_factory=set)  # .py files the run never read
+    zipped: list[tuple[str, str]] = field(default_factory=list)
 
     def under(self, *parts: str) -> PurePosixPath:
         return PurePosixPath(str(self.prefix).lstrip("/"), *parts)
@@ -166,20 +168,43 @@ class Planner:
         return not self.policy.prune or self.usage.used(source)
 
 
-def add_interpreter(p: Planner, interp: Interpreter) -> PurePosixPath:
+def add_interpreter(p: Planner, interp: Interpreter, zip_name: str | None) -> PurePosixPath:
     """python/bin/python (a real file: getpath needs it), the stdlib less its exclusion
-    list (only what the run used, with prune), and lib-dynload."""
+    list (only what the run used, with prune), and lib-dynload. Pure-Python stdlib
+    packages the run never touched go into ``zip_name``, the zip CPython puts first on
+    sys.path: a quarter of the bytes, and still importable, with source lines."""
     python = p.under("python", "bin", "python")
     p.file(python, interp.executable, "runtime", "interpreter", "essential")
     lib = p.under("python", "lib", interp.version_dir)
     stdlib_dir, dynload = Path(interp.stdlib), Path(interp.lib_dynload)
     skip = {dynload.name, *(d.name for d in stdlib_dir.glob("config-*"))}
-    for rel in _walk(stdlib_dir, skip | stdlib.SKIPPED_DIRS):
-        _add_stdlib_file(p, stdlib_dir / rel, lib / rel, rel)
+    files = _walk(stdlib_dir, skip | stdlib.SKIPPED_DIRS)
+    zipped = _untouched_units(p, stdlib_dir, files) if zip_name and not p.policy.prune else set()
+    for rel in files:
+        if rel in zipped:
+            p.zipped.append((str(rel), str(stdlib_dir / rel)))
+        else:
+            _add_stdlib_file(p, stdlib_dir / rel, lib / rel, rel)
+    if p.zipped and zip_name:
+        p.add(Entry(p.under("python", "lib", zip_name), "zip", "runtime", "stdlib",
+                    reason="complete"))
     p.directory(lib / "lib-dynload", "runtime")  # a landmark of getpath, even when empty
     for rel in _walk(dynload, stdlib.SKIPPED_DIRS) if dynload.is_dir() else []:
         _add_stdlib_file(p, dynload / rel, lib / "lib-dynload" / rel, rel)
     return python
+
+
+def _untouched_units(p: Planner, top: Path, files: list[PurePosixPath]
+                     ) -> set[PurePosixPath]:
+    """Files of the stdlib's top-level modules and packages that the run did not use at
+    all and that hold only .py files (data files are read by path: they stay on disk)."""
+    units: dict[str, list[PurePosixPath]] = {}
+    for rel in files:
+        units.setdefault(stdlib.top_level(rel), []).append(rel)
+    return {rel for name, rels in units.items()
+            if name not in p.usage.imported and not stdlib.excluded(name, p.usage.imported)
+            and all(r.suffix == ".py" and not p.usage.used(str(top / r)) for r in rels)
+            for rel in rels}
 
 
 def _walk(top: Path, skip: set[str] | frozenset[str]) -> list[PurePosixPath]:
@@ -345,12 +370,30 @@ def sourceless(p: Planner, bytecode: frozenset[PurePosixPath]) -> frozenset[Pure
                      and not (d.name == "os.py" and d.parent.parent == landmark))
 
 
-def site_hook(sites: list[PurePosixPath], original: Path | None) -> str:
+# Before 3.13 the default excepthook reads source lines from files on disk only; the
+# traceback module reads them through the zipped stdlib's loader too.
+_ZIP_TRACEBACKS = """
+import sys
+
+if sys.version_info < (3, 13) and sys.excepthook is sys.__excepthook__:
+    def _print_exception(exc_type, value, tb):
+        # Source lines for frames in the zipped stdlib, as on disk.
+        import traceback
+
+        traceback.print_exception(exc_type, value, tb)
+
+    sys.excepthook = _print_exception
+"""
+
+
+def site_hook(sites: list[PurePosixPath], original: Path | None, zipped: bool) -> str:
     """A sitecustomize that adds the pN dirs (processing their .pth files), then runs the
     interpreter's own sitecustomize, if it had one."""
     lines = ["# Written by pyfarm-docker: the farm's site directories, in traced order.",
              "import site", ""]
     lines += [f"site.addsitedir({'/' + str(s)!r})" for s in sites]
+    if zipped:
+        lines.append(_ZIP_TRACEBACKS)
     if original is not None and original.is_file():
         lines += ["", "# The interpreter's own sitecustomize follows.",
                   original.read_text(encoding="utf-8")]

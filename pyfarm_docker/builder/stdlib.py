@@ -3,6 +3,7 @@
 By default every stdlib module ships, so anything the app may import untraced still
 imports in the image, except the modules below: GUI and IDE code that cannot run in a
 container, the test suite and its C helpers, pip's bootstrap wheels and the 2to3 tool.
+``nis`` too: a dead battery (PEP 594, gone in 3.13) whose native closure is Kerberos.
 A module on this list still ships when the traced run imported it.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 EXCLUDED = ("tkinter", "_tkinter", "turtle", "turtledemo", "idlelib", "ensurepip", "test",
-            "lib2to3")
+            "lib2to3", "nis")
 # C extensions CPython builds only to test itself.
 _TEST_PREFIXES = ("_test", "_ctypes_test", "_xxtestfuzz", "xxlimited", "xxsubtype")
 # Never shipped: site directories, caches, and the test suites inside stdlib packages

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -132,12 +133,21 @@ def test_tests_and_headers_ship_only_when_imported(farm: tuple[Path, Manifest, s
 
 
 def test_bytecode_only_for_imported_modules(farm: tuple[Path, Manifest, str]) -> None:
-    _, manifest, _ = farm
+    """Imported modules get a .pyc; untouched pure-Python packages live in the stdlib zip,
+    as source, and still import with their source lines."""
+    root, manifest, _ = farm
     paths = _paths(manifest)
     lib = str(RUNTIME.prefix / "python" / "lib" / "python3.11")
-    assert f"{lib}/__pycache__/decimal.cpython-311.pyc" not in paths
-    assert f"{lib}/decimal.py" in paths
     assert f"{lib}/json/__pycache__/__init__.cpython-311.pyc" in paths
+    assert f"{lib}/__pycache__/decimal.cpython-311.pyc" not in paths
+    zipped = zipfile.ZipFile(root / str(RUNTIME.prefix / "python/lib/python311.zip")[1:])
+    names = set(zipped.namelist())
+    assert {"decimal.py", "asyncio/runners.py"} <= names and "json/__init__.py" not in names
+    code = "import asyncio; asyncio.run(None)"
+    done = emptyroot.run(root, [str(RUNTIME.python), "-c", code], str(RUNTIME.workdir),
+                         dict(RUNTIME.env()))
+    assert "python311.zip/asyncio/runners.py" in done.stderr
+    assert "raise ValueError(" in done.stderr  # the source line, read from the zip
 
 
 def test_every_file_has_a_reason(farm: tuple[Path, Manifest, str]) -> None:
