@@ -19,7 +19,7 @@ from pyfarm_docker.documents.spec import AppSpec
 from pyfarm_docker.documents.trace import Trace
 from pyfarm_docker.driver import report
 from pyfarm_docker.runtime import Runtime
-from tests.support import corpusrun, emptyroot
+from tests.support import corpusrun, emptyroot, spdx
 from tests.support.cases import case_settings
 from tests.support.paths import corpus_cases
 from tests.support.venvs import case_venv
@@ -136,7 +136,7 @@ def test_sbom_lists_what_the_farm_ships(farmed: Farmed) -> None:
     root, trace = farmed.root, farmed.trace
     document = json.loads((root / str(RUNTIME.sbom).lstrip("/")).read_text())
     assert document["spdxVersion"] == "SPDX-2.3"
-    listed = {(p["name"], p["versionInfo"]) for p in document["packages"]}
+    listed = {(p["name"], p.get("versionInfo", "")) for p in document["packages"]}
     assert {(d.name, d.version) for d in trace.distributions} <= listed
     status = root / "var/lib/dpkg/status.d/libc6"
     assert "Package: libc6" in status.read_text()
@@ -174,3 +174,24 @@ def test_report_html_renders_its_treemap_in_chromium(tmp_path: Path) -> None:
     drawn = sum(1 for g in summary["by_origin"] if g["bytes"] > 0)
     assert int(match.group(1)) == drawn
     assert int(match.group(2)) == pytest.approx(1200 * 700, rel=0.01)
+
+
+def test_sbom_is_valid_spdx_and_lists_what_ships(farmed: Farmed, tmp_path: Path) -> None:
+    """The SBOM validates with spdx-tools; CPython, every distribution (PEP 503 purl) and
+    every shipped native library are in it; its namespace is the farm's own."""
+    raw = (farmed.root / str(RUNTIME.sbom).lstrip("/")).read_bytes()
+    assert spdx.problems(raw, tmp_path) == ""
+    document = json.loads(raw)
+    by_name = {p["name"]: p for p in document["packages"]}
+    purls = spdx.purls(document)
+    interp = farmed.trace.interpreter
+    assert by_name["python"]["versionInfo"] == interp.version
+    assert purls["SPDXRef-CPython"] == f"pkg:generic/python@{interp.version}"
+    for dist in farmed.trace.distributions:
+        normal = re.sub(r"[-_.]+", "-", dist.name).lower()
+        assert f"pkg:pypi/{normal}@{dist.version}" in purls.values()
+    for package in document["packages"][1:]:  # all but the image itself
+        assert package["SPDXID"] in purls, package["name"]
+    files = [f.path for f in farmed.manifest.files]
+    assert spdx.unlisted_libraries(document, files) == []
+    assert re.search(r"/[^/]+-[0-9a-f]{64}$", document["documentNamespace"])
