@@ -11,7 +11,7 @@ import sys
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
-from . import __version__, defaults, serve
+from . import __version__, defaults
 from .errors import PyfarmError, UsageError
 
 # Each command's handler, imported when the command runs: the builder stage installs
@@ -178,7 +178,7 @@ def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--port", type=int, help="the app is a server listening on 127.0.0.1:PORT")
     p.add_argument("--probe", action="append", default=[], metavar=PROBE_METAVAR,
                    help="request to send to a server before stopping it (repeatable)")
-    p.add_argument("--ready-timeout", type=float, default=serve.READY_TIMEOUT,
+    p.add_argument("--ready-timeout", type=float, default=defaults.READY_TIMEOUT,
                    help="seconds to wait for a server's port")
     p.add_argument("--allow-exit-code", type=int, action="append", default=[], metavar="N",
                    help="exit status that still counts as success (repeatable)")

@@ -13,9 +13,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from .defaults import READY_TIMEOUT
 from .documents.spec import Probe
 
-READY_TIMEOUT = 60.0
 NO_ANSWER = 0  # the status of an Answer when the server sent no HTTP response
 
 

@@ -9,10 +9,7 @@ import sys
 from ..cli import epoch, say
 from ..documents._read import load
 from ..documents.spec import KEYS, AppSpec, Probe
-from ..documents.trace import Trace
 from ..errors import UsageError
-from . import patch
-from .assemble import AssembleOptions, assemble, make_plan
 from .tracer import TraceOptions, run_trace, spec_command
 
 
@@ -39,11 +36,17 @@ def trace_command(args: argparse.Namespace) -> int:
 
 
 def assemble_command(args: argparse.Namespace) -> int:
+    # Imported here: `trace` starts without the assembler (pyelftools and all), since its
+    # start-up counts in the traced run's overhead.
+    from ..documents.trace import Trace
+    from . import patch
+    from .assemble import AssembleOptions, assemble, make_plan
+
     options = AssembleOptions(trace=args.trace, output=args.output, prefix=args.prefix,
                               strict=args.strict, prune=args.prune,
                               keep_tests=args.keep_tests, keep_headers=args.keep_headers,
                               force=args.force,
-                              layers=args.layers, epoch=epoch())
+                              layers=args.layers, epoch=epoch(), provided=args.provided)
     if args.dry_run:
         plan = make_plan(Trace.read(args.trace), options)
         kinds = [e.kind for e in plan.entries]
@@ -56,5 +59,8 @@ def assemble_command(args: argparse.Namespace) -> int:
     for conflict in doc.conflicts:
         say(f"warning: soname conflict {conflict.soname}: {sorted(conflict.files)}")
     say(f"assembled {len(doc.files)} files, {doc.total_bytes / 1e6:.1f} MB -> {args.output}")
+    if doc.provided:
+        say(f"the final base {doc.provided[0].provided_by} provides {len(doc.provided)} more "
+            f"files, {doc.provided_bytes / 1e6:.1f} MB, not copied again")
     return 0
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable
 
-from .. import serve
+from .. import defaults, serve
 from ..documents._read import Fields
 from ..documents.interpreter import Interpreter
 from ..documents.spec import AppSpec, Probe
@@ -47,7 +47,7 @@ class TraceOptions:
     timeout: float = 600.0
     port: int | None = None
     probes: tuple[Probe, ...] = ()
-    ready_timeout: float = serve.READY_TIMEOUT
+    ready_timeout: float = defaults.READY_TIMEOUT
     grace: float = 10.0
     allowed_exit_codes: frozenset[int] = field(default_factory=lambda: frozenset({0}))
 
