@@ -26,6 +26,7 @@ BUILDER_VENV = PurePosixPath("/opt/venv")
 BUILDER_PYTHON = BUILDER_VENV / "bin" / "python"
 BUILDER_SOURCE = PurePosixPath("/src")
 BUILDER_TOOL = PurePosixPath("/pyfarm/venv/bin/pyfarm-docker")
+BUILDER_TOOL_PYTHON = PurePosixPath("/pyfarm/venv/bin/python")
 BUILDER_SPEC = PurePosixPath("/pyfarm/spec.json")
 BUILDER_TRACE = PurePosixPath("/pyfarm/trace.json")
 BUILDER_OUT = PurePosixPath("/pyfarm/out")

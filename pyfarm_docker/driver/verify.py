@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .. import runtime, serve
+from .. import defaults, runtime, serve
 from ..documents.spec import AppSpec
 from ..errors import VerifyError
 from .engine import Engine, image_label
@@ -86,23 +86,53 @@ def _run_script(eng: Engine, image: str, **kwargs: Any) -> RunResult:
                      ms)
 
 
-def _run_server(eng: Engine, image: str, spec: AppSpec, **kwargs: Any) -> RunResult:
-    assert spec.port is not None
-    if serve.port_in_use(spec.port):
-        raise VerifyError(f"127.0.0.1:{spec.port} is busy before the server started",
-                          "stop whatever listens there")
-    started = time.monotonic()
-    with _container(eng, image, "host", **kwargs) as c:
-        wrapped = c.get_wrapped_container()
+# Runs in a second container, from the builder image (it has the tool), inside the server
+# container's network namespace: waits for the port, sends the probes, prints the answers.
+_PROBER = """
+import json, sys, time
+from pyfarm_docker import serve
+from pyfarm_docker.documents.spec import AppSpec
+spec = AppSpec.loads(sys.argv[1], "spec")
+served = serve.probe_server(spec.port, spec.probes, lambda: True, time.monotonic())
+print(json.dumps({"ready": served.ready, "ms": served.ready_ms,
+                  "answers": [[a.status, a.body] for a in served.answers]}))
+"""
 
-        def alive() -> bool:
-            wrapped.reload()
-            return bool(wrapped.status in ("created", "running"))
 
-        served = serve.probe_server(spec.port, spec.probes, alive, started)
-        out, err = c.get_logs()
-    return RunResult(0 if served.ready else 1, out.decode("utf-8", "replace"),
-                     err.decode("utf-8", "replace"), served.ready_ms, served.answers)
+def _run_server(eng: Engine, image: str, spec: AppSpec, prober: str, **kwargs: Any
+                ) -> RunResult:
+    """The server runs with only its own loopback; the probes come from a container that
+    shares its network namespace, so nothing of the image reaches the host's network."""
+    with _container(eng, image, "none", **kwargs) as server:
+        wrapped = server.get_wrapped_container()
+        with _container(eng, prober, f"container:{wrapped.id}",
+                        ["-c", _PROBER, spec.dumps()],
+                        entrypoint=[str(runtime.BUILDER_TOOL_PYTHON)]) as probing:
+            found = _prober_answer(probing.get_wrapped_container(), wrapped)
+        out, err = server.get_logs()
+    answers = tuple(serve.Answer(int(s), str(b)) for s, b in found.get("answers", []))
+    return RunResult(0 if found.get("ready") else 1, out.decode("utf-8", "replace"),
+                     err.decode("utf-8", "replace"), float(found.get("ms", 0.0)), answers)
+
+
+def _prober_answer(prober: Any, server: Any) -> dict[str, Any]:
+    """The prober's JSON, once it exits; it is stopped early when the server dies."""
+    deadline = time.monotonic() + defaults.READY_TIMEOUT + 30
+    while time.monotonic() < deadline:
+        prober.reload()
+        if prober.status == "exited":
+            break
+        server.reload()
+        if server.status != "running":
+            prober.kill()
+            return {}
+        time.sleep(0.2)
+    lines = prober.logs(stderr=False).decode("utf-8", "replace").splitlines()
+    try:
+        found: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        return {}
+    return found
 
 
 def _diff(expected: str, got: str) -> str:
@@ -140,8 +170,8 @@ def compare(eng: Engine, image: str, builder: str, spec: AppSpec,
     as_builder = {"entrypoint": command[:1], "command": command[1:],
                   "working_dir": str(runtime.BUILDER_SOURCE)}
     if spec.kind == "server":
-        b = _run_server(eng, builder, spec, **as_builder)
-        f = _run_server(eng, image, spec)
+        b = _run_server(eng, builder, spec, builder, **as_builder)
+        f = _run_server(eng, image, spec, builder)
         checks = _server_checks(spec, b, f)
     else:
         b = _run_script(eng, builder, **as_builder)
