@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 import docker
 import docker.errors
+import urllib3
 
 from ..errors import BuildError, DockerError, UsageError
 from . import podman
@@ -237,6 +238,10 @@ def build_stage(client: Any, context: Path, dockerfile: str, tracker: StepTracke
             image_id = chunk.get("aux", {}).get("ID", image_id)
     except docker.errors.APIError as exc:
         raise tracker.failure(str(exc.explanation or exc)) from None
+    except (OSError, urllib3.exceptions.HTTPError) as exc:  # the engine died mid-build
+        raise DockerError(f"the engine stopped answering during the build ({exc})",
+                          "check that dockerd (or podman) still runs; nothing was tagged"
+                          ) from None
     if not image_id:
         raise tracker.failure("the daemon reported no image")
     return str(image_id)
