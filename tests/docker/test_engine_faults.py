@@ -16,7 +16,7 @@ from pyfarm_docker.driver.imagebuild import build_image
 from pyfarm_docker.errors import DockerError, PyfarmError
 from tests.support.baseimages import DEBIAN
 from tests.support.cases import build_options
-from tests.support.leftovers import Own
+from tests.support.leftovers import Own, Project
 
 pytestmark = pytest.mark.docker
 
@@ -51,3 +51,31 @@ def test_the_engine_dying_mid_build(own_podman: Own, podman: Engine) -> None:
     assert error.exit_code == 5 and "stopped answering" in error.message
     assert "\n" not in error.message
     assert own_podman.tags() == []
+
+
+def test_two_builds_at_once_do_not_interfere(own: Own) -> None:
+    """Two apps built at the same time on one daemon: each gets its own image, verified
+    against its own builder, and neither leaves containers or temporary files behind."""
+    projects = [own.project(f"print({n} * 'app {n} ')\n") for n in (1, 2)]
+    results: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def build(project: Project) -> None:
+        try:
+            built = build_image(build_options(project.path, project.tag, DEBIAN, verify=True,
+                                              network="none"), report=lambda _: None)
+            results[project.tag] = built.image_id
+        except BaseException as exc:  # reported below, with the other build's
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(p,)) for p in projects]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=900)
+    assert errors == []
+    assert sorted(results) == sorted(p.tag for p in projects)
+    assert len(set(results.values())) == 2
+    assert own.wait_for_containers() == []
+    assert own.temporary() == []
+    own.clean()
