@@ -68,7 +68,18 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _add_app_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=Path, help="the app's script, or its project directory")
-    p.add_argument("-m", "--module", help="run the app as python -m MODULE")
+    p.add_argument("-m", "--module", help="run the app as python -m MODULE (the project's, "
+                   "or any installed distribution's, e.g. gunicorn)")
+    p.add_argument("--script", metavar="NAME",
+                   help="run the app as the console script NAME of an installed distribution")
+    p.add_argument("--requirements", type=Path, metavar="FILE",
+                   help="install the dependencies from this requirements file (pinned, "
+                   "hashes checked) instead of the project's lock file or requirements.txt")
+    p.add_argument("--index-url", metavar="URL",
+                   help="package index for the host's download (pip.conf and PIP_* apply too); "
+                   "never written into the image or the Dockerfile")
+    p.add_argument("--extra-index-url", action="append", default=[], metavar="URL",
+                   help="another package index for the host's download (repeatable)")
     p.add_argument("--arg", action="append", metavar="ARG",
                    help="argument for the app, traced and baked into CMD (repeatable)")
     p.add_argument("--port", type=int, help="the app is a server on 127.0.0.1:PORT")

@@ -77,6 +77,6 @@ class Runtime:
 
     def entrypoint(self, entry: tuple[str, ...]) -> list[str]:
         """The exec-form ENTRYPOINT for an app started as ``python ENTRY...``."""
-        if entry[:1] == ("-m",):
+        if entry[:1] in (("-m",), ("-c",)):
             return [str(self.python), *entry]
         return [str(self.python), str(self.app_dir / entry[0]), *entry[1:]]

@@ -92,9 +92,12 @@ class AppSpec:
     probes: tuple[Probe, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.entry or (self.entry[0] == "-m" and len(self.entry) < 2):
+        if not self.entry or (self.entry[0] in ENTRY_OPTIONS and len(self.entry) < 2):
             raise UsageError(f"entry {list(self.entry)} names no script or module",
-                             'use ["app.py"] or ["-m", "package"]')
+                             'use ["app.py"], ["-m", "package"] or ["--script", "name"]')
+        if self.entry[0].startswith("-") and self.entry[0] not in ENTRY_OPTIONS:
+            raise UsageError(f"entry {list(self.entry)} starts with an unknown option",
+                             'use ["app.py"], ["-m", "package"] or ["--script", "name"]')
         if self.port is not None and not 0 < self.port < 65536:
             raise UsageError(f"port {self.port} is not a TCP port (1-65535)")
         if self.probes and self.port is None:
@@ -116,6 +119,11 @@ class AppSpec:
     @property
     def module(self) -> str | None:
         return self.entry[1] if self.entry[0] == "-m" else None
+
+    @property
+    def script(self) -> str | None:
+        """A console script's name (``["--script", NAME]``), before the build resolves it."""
+        return self.entry[1] if self.entry[0] == "--script" else None
 
     @classmethod
     def from_json(cls, fields: Fields) -> AppSpec:
@@ -152,7 +160,12 @@ class AppSpec:
         return cls.from_json(Fields(data, where).only(KEYS))
 
     def check_files(self, app_dir: Path) -> AppSpec:
-        """Check a script entry against the project; returns itself."""
+        """Check a script entry against the project; returns itself. A module is found as
+        Python finds it once the app is installed: in the project, in its ``src/`` layout,
+        or in a distribution the project installs (its own or a dependency: any module is
+        accepted then, and the traced run fails clearly when it does not import)."""
+        if self.entry[0] in ("-c", "--script"):
+            return self
         if self.module is None:
             script = app_dir / self.entry[0]
             if not script.exists():
@@ -161,11 +174,34 @@ class AppSpec:
             if script.is_dir():
                 raise UsageError(f"entry {script} is a directory",
                                  "name a .py file, or run a package with -m NAME")
-        elif not (app_dir / self.module.replace(".", "/")).exists() and not (
-            app_dir / (self.module.replace(".", "/") + ".py")
-        ).exists():
-            raise UsageError(f"module {self.module!r} is not in {app_dir}")
+        elif not any(_has_module(root, self.module) for root in (app_dir, app_dir / "src")) \
+                and not any((app_dir / name).is_file() for name in INSTALL_FILES):
+            raise UsageError(f"module {self.module!r} is not in {app_dir} and the project "
+                             "installs nothing that could provide it",
+                             "declare the distribution that provides it in pyproject.toml or "
+                             "requirements.txt, or name a module of the project")
         return self
+
+
+ENTRY_OPTIONS = ("-m", "-c", "--script")
+# Files that make the project install distributions (its own, its dependencies).
+INSTALL_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "requirements.txt", "uv.lock",
+                 "poetry.lock", "pdm.lock", "pylock.toml")
+
+
+def _has_module(root: Path, module: str) -> bool:
+    path = root / module.replace(".", "/")
+    return path.is_dir() or path.with_name(path.name + ".py").is_file()
+
+
+def script_entry(name: str) -> tuple[str, ...]:
+    """``python -c`` code that finds the console script ``name`` by importlib.metadata when
+    the interpreter starts and runs it (for when no wheel was at hand to resolve it)."""
+    code = ("import sys; from importlib import metadata as m; e = m.entry_points(); "
+            f"e = list(e.select(group='console_scripts', name={name!r}) if hasattr(e, 'select')"
+            f" else [x for x in e.get('console_scripts', ()) if x.name == {name!r}]); "
+            f"sys.argv[0] = {name!r}; sys.exit(e[0].load()())")
+    return ("-c", code)
 
 
 def _opt_texts(fields: Fields, key: str) -> tuple[str, ...] | None:

@@ -15,16 +15,22 @@ from . import engine, oci, report, settings, verify, wheelhouse
 from .dockerfile import SYNTAXES, DockerfileOptions, for_project, render
 from .generate import generate as write_generated
 from .imagebuild import BuildOptions, build_image
+from .projectinstall import finish as finish_install
+from .projectinstall import prepare as prepare_app
 from .target import Target, parse_glibc
 
 
 def _settings(args: argparse.Namespace) -> settings.Settings:
     return settings.resolve(settings.Flags(
-        path=args.path, module=args.module,
+        path=args.path, module=args.module, script=args.script,
         args=tuple(args.arg) if args.arg is not None else None, port=args.port,
         probes=tuple(args.probe), base=args.base, final=args.final, prefix=args.prefix,
         prune=args.prune, keep_tests=args.keep_tests, keep_headers=args.keep_headers,
         debug=args.debug, include=tuple(args.include)))
+
+
+def _index(args: argparse.Namespace) -> wheelhouse.IndexOptions:
+    return wheelhouse.IndexOptions(args.index_url, tuple(args.extra_index_url))
 
 
 def generate_command(args: argparse.Namespace) -> int:
@@ -32,16 +38,19 @@ def generate_command(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown --syntax {args.syntax!r}", f"use one of {', '.join(SYNTAXES)}")
     options = DockerfileOptions(_settings(args), syntax=args.syntax)
     if args.dockerfile_only:
-        print(render(for_project(options)), end="")
+        print(render(finish_install(for_project(options), None, None)), end="")
         return 0
     project = options.settings.project
     target = Target(args.python, parse_glibc(args.glibc))
     wheels = sorted(args.wheelhouse.glob("*.whl")) if args.wheelhouse else None
+    app = None
     if args.download:
-        wheels = wheelhouse.app_wheels(project, target)
+        app = prepare_app(project, target, say, args.requirements, _index(args),
+                          options.settings.include)
+        wheels = app.wheels
     inputs = [args.wheelhouse] if args.wheelhouse else []
     done = write_generated(options, args.output or project / ".pyfarm", target, wheels,
-                           args.force, inputs)
+                           args.force, inputs, app)
     docker = "DOCKER_BUILDKIT=1 docker" if args.syntax == "buildkit" else "docker"
     flags = f"-f {done.dockerfile.relative_to(project)} -t IMAGE {shlex.quote(str(project))}"
     say(f"wrote {done.dockerfile}; build it with:\n  {docker} build {flags}\n"
@@ -62,7 +71,8 @@ def build_command(args: argparse.Namespace) -> int:
                      download=not args.no_download, verify=args.verify,
                      import_all=args.import_all,
                      no_cache=args.no_cache, source_date_epoch=epoch(), engine=args.engine,
-                     output=output, sbom=args.sbom),
+                     output=output, sbom=args.sbom, requirements=args.requirements,
+                     index=_index(args)),
         report=say, log=say if args.verbose else None,
     )
     where = f" -> {output}" if output else ""

@@ -20,8 +20,11 @@ from typing import Callable, Iterable
 from ..errors import UsageError
 from . import projectfiles
 from .dockerfile import DockerfileOptions, check_relative, for_project
+from .projectinstall import finish as finish_install
+from .projectinstall import write_app
 from .staging import MARKER, write_helpers_into
 from .target import Target
+from .wheelhouse import AppInstall
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class Generated:
 
 
 def generate(options: DockerfileOptions, helpers: Path, target: Target,
-             wheels: list[Path] | None, force: bool, inputs: Iterable[Path] = ()) -> Generated:
+             wheels: list[Path] | None, force: bool, inputs: Iterable[Path] = (),
+             app: AppInstall | None = None) -> Generated:
     """Write the Dockerfile and its helpers into the project. ``inputs``: paths this run
     reads (a wheelhouse), which the helpers directory must not hold."""
     settings = options.settings
@@ -51,8 +55,15 @@ def generate(options: DockerfileOptions, helpers: Path, target: Target,
     _check_replaceable(helpers, force, [_entry_path(options), *inputs])
     selection = projectfiles.select(project, settings.include,
                                     skip={relative: projectfiles.HELPERS})
-    options = replace(for_project(options), helpers=relative, wheelhouse=wheels is not None)
-    _swap_in(helpers, lambda aside: write_helpers_into(aside, options, target, wheels))
+    options = finish_install(replace(for_project(options), helpers=relative,
+                                     wheelhouse=wheels is not None), app, wheels)
+
+    def write(aside: Path) -> None:
+        write_helpers_into(aside, options, target, wheels)
+        if app is not None:
+            write_app(aside, app)
+
+    _swap_in(helpers, write)
     block = projectfiles.dockerignore_block(selection, (relative, *settings.include))
     ignore, changed = _update_dockerignore(project, block)
     return Generated(helpers / "Dockerfile", selection, ignore, changed)

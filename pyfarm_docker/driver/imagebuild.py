@@ -13,7 +13,11 @@ from .. import defaults, runtime
 from ..errors import UsageError
 from . import engine, oci, projectfiles, staging, verify, wheelhouse
 from .dockerfile import DockerfileOptions, for_project
+from .projectinstall import finish as finish_install
+from .projectinstall import prepare as prepare_app
+from .projectinstall import write_app
 from .target import Target
+from .wheelhouse import NO_INDEX, IndexOptions
 
 Report = Callable[[str], None]
 
@@ -32,6 +36,8 @@ class BuildOptions:
     engine: str = "auto"
     output: oci.Layout | None = None  # write here instead of tagging in the engine
     sbom: Path | None = None
+    requirements: Path | None = None  # instead of the project's lock or requirements.txt
+    index: IndexOptions = NO_INDEX  # for the host's pip, never the image
 
     @property
     def project(self) -> Path:
@@ -90,14 +96,21 @@ def _build(eng: engine.Engine, options: BuildOptions, report: Report,
     target = engine.probe_base(client, settings.base)
     if settings.final != defaults.FINAL:
         engine.require_image(client, settings.final, "final")
-    wheels = app_wheels(options, target, report)
-    dockerfile = for_project(replace(options.dockerfile, wheelhouse=wheels is not None))
+    app = (prepare_app(options.project, target, report, options.requirements, options.index,
+                       settings.include)
+           if options.download and options.wheelhouse is None else None)
+    wheels = app.wheels if app is not None else app_wheels(options, target, report)
+    dockerfile = finish_install(
+        for_project(replace(options.dockerfile, wheelhouse=wheels is not None)), app, wheels)
+    options = replace(options, dockerfile=dockerfile)  # verify runs the resolved entry
     with tempfile.TemporaryDirectory(prefix="pyfarm-context-") as tmp:
         ctx = Path(tmp)
         selection = staging.copy_project(options.project, ctx, settings.include,
                                          dockerfile.helpers)
         report(selection.summary())
         path = staging.write_helpers(ctx, dockerfile, target, wheels)
+        if app is not None:
+            write_app(path.parent, app)
         image_id, builder_id, verdict = _build_stages(
             eng, ctx, str(path.relative_to(ctx)), options, report, log)
     _publish(client, image_id, options, report)

@@ -17,6 +17,7 @@ from ..documents._read import Fields
 from ..documents.spec import KEYS, AppSpec, Probe
 from ..errors import UsageError
 from .engine import check_image
+from .projectentry import default_entry
 
 # Keys of [tool.pyfarm-docker] only (case.json describes the app, not its image).
 IMAGE_KEYS = frozenset({"base", "final", "prefix", "prune", "keep_tests", "keep_headers",
@@ -30,6 +31,7 @@ class Flags:
 
     path: Path
     module: str | None = None
+    script: str | None = None  # a console script of an installed distribution
     args: tuple[str, ...] | None = None
     port: int | None = None
     probes: tuple[str, ...] = ()
@@ -140,16 +142,20 @@ def _split_path(flags: Flags) -> tuple[Path, dict[str, Any]]:
     if not exists:
         raise UsageError(f"{path} does not exist", "give the app's script or its directory")
     if is_file:
-        if flags.module:
-            raise UsageError("give either a script or -m MODULE, not both")
+        if flags.module or flags.script:
+            raise UsageError("give either a script or -m MODULE (--script NAME), not both")
         return path.parent.resolve(), {"entry": [path.name]}
     return path.resolve(), {}
 
 
 def _flag_values(flags: Flags) -> dict[str, Any]:
     values: dict[str, Any] = {}
+    if flags.module and flags.script:
+        raise UsageError("give either -m MODULE or --script NAME, not both")
     if flags.module:
         values["entry"] = ["-m", flags.module]
+    if flags.script:
+        values["entry"] = ["--script", flags.script]
     if flags.args is not None:
         values["args"] = list(flags.args)
     if flags.port is not None:
@@ -223,6 +229,8 @@ def resolve(flags: Flags) -> Settings:
     merged, sources = _layered([("case.json", case), ("pyproject.toml", pyproject),
                                 ("the app path", implied), ("flags", _flag_values(flags))])
     merged.pop("include", None)
+    if "entry" not in merged:
+        merged["entry"] = default_entry(project)
     fields = Fields(merged, sources or "defaults")
     spec = AppSpec.from_json(fields).check_files(project)
     return Settings(project=project, spec=spec, title=project.name,

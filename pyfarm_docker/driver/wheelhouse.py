@@ -16,14 +16,17 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from .. import defaults
 from ..errors import PyfarmError, UsageError
-from . import caches
+from . import caches, locks
 from .target import Target
 
 __all__ = ["STAMP_NAME", "download", "main", "platform_tags"]
@@ -204,15 +207,36 @@ def _last_error_line(output: str) -> str:
     return lines[-1] if lines else "(pip printed nothing)"
 
 
-def download(requirements: Sequence[str], dest: Path, target: Target) -> list[Path]:
+def abi_tag(target: Target) -> str:
+    """The target's CPython ABI tag: ``cp313``, or ``cp313t`` for a free-threaded build."""
+    _, abi = _parse_python_version(target.python)
+    return abi + ("t" if target.free_threaded else "")
+
+
+def target_tags(target: Target) -> str:
+    """The tags a wheel must have for the target, in one line for an error message."""
+    tags = platform_tags(target.glibc, target.machine)
+    abi = abi_tag(target)
+    abis = f"{abi}|none" if target.free_threaded else f"{abi}|abi3|none"
+    return f"{abi}-{abis} on {tags[0]} ... {tags[-2]}, {tags[-1]} (or py3-none-any)"
+
+
+_MISSING = re.compile(r"No matching distribution found for (\S+)")
+
+
+def download(requirements: Sequence[str], dest: Path, target: Target,
+             built: Path | None = None) -> list[Path]:
     """Download binary wheels for `requirements` into `dest`; return the wheels in `dest`.
 
     `requirements` are pip arguments (``["-r", "requirements.txt"]``, ``["numpy>=2"]``).
     Wheels are chosen for the target's CPython on its Linux machine and glibc, never for
     the host. When `dest` holds a stamp for the same arguments,
-    requirement file contents and target, pip is not run again.
+    requirement file contents and target, pip is not run again. With ``built`` (a work
+    directory), a requirement that has only an sdist is built into a wheel on this host
+    and used when that wheel fits the target (a pure-Python one always does).
     """
-    version, abi = _parse_python_version(target.python)
+    version, _ = _parse_python_version(target.python)
+    abi = abi_tag(target)
     glibc, machine = target.glibc, target.machine
     tags = platform_tags(glibc, machine)
     dest = Path(dest)
@@ -226,7 +250,7 @@ def download(requirements: Sequence[str], dest: Path, target: Target) -> list[Pa
     if not requirements:
         return _wheels(dest)
 
-    key = _cache_key(requirements, version, tags)
+    key = _cache_key(requirements, version + target.abiflags, tags)
     stamp = _read_stamp(dest)
     if stamp is not None and stamp[0] == key and all((dest / w).is_file() for w in stamp[1]):
         return _wheels(dest)
@@ -237,25 +261,21 @@ def download(requirements: Sequence[str], dest: Path, target: Target) -> list[Pa
         "--only-binary=:all:",
         "--python-version", version,
         "--implementation", "cp",
-        "--abi", abi,
+        "--abi", abi,  # pip adds abi3 (not for a free-threaded build) and none itself
     ]  # fmt: skip
     for tag in tags:
         cmd += ["--platform", tag]
-    cmd += ["--dest", str(dest), *requirements]
-    try:
-        proc = subprocess.run(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            check=False,
-        )
-    except OSError as exc:
-        raise PyfarmError(
-            f"cannot run pip with {sys.executable}: {exc}",
-            hint="run pyfarm-docker with a Python that has pip installed",
-        ) from exc
+    cmd += ["--dest", str(dest)]
+    tried: set[str] = set()
+    while True:
+        extra = ["--find-links", str(built / "wheels")] if built and tried else []
+        proc = _run_pip([*cmd, *extra, *requirements])
+        missing = _MISSING.search(proc.stdout) if proc.returncode else None
+        if built is None or missing is None or missing.group(1) in tried:
+            break
+        tried.add(missing.group(1))
+        if not _build_from_sdist(missing.group(1), built, target, requirements):
+            break
     if proc.returncode != 0:
         line = _last_error_line(proc.stdout)
         what = target.describe()
@@ -263,6 +283,13 @@ def download(requirements: Sequence[str], dest: Path, target: Target) -> list[Pa
             raise PyfarmError(
                 f"pip is not available in {sys.executable}",
                 hint=f"install pip there (`{sys.executable} -m ensurepip`)",
+            )
+        if missing is not None:
+            raise UsageError(
+                f"{missing.group(1)} has no wheel for {what} (tags {target_tags(target)})"
+                + (" and its sdist does not build into one that fits" if built else ""),
+                hint="pick a version that ships a wheel for this Python and glibc, or build "
+                "the wheel yourself and pass a directory of wheels with --wheelhouse",
             )
         if any(p in proc.stdout for p in _USER_ERROR_PATTERNS):
             raise UsageError(
@@ -274,13 +301,115 @@ def download(requirements: Sequence[str], dest: Path, target: Target) -> list[Pa
             )
         raise PyfarmError(
             f"pip download for {what} failed (exit {proc.returncode}): {line}",
-            hint=f"rerun `{' '.join(cmd[:4])} ... {' '.join(requirements)}` to see pip's "
+            hint=f"rerun `{' '.join(cmd[:4])} ...` to see pip's "
             "full output; a network error means the package index is unreachable "
             "from this host",
         )
+    if built is not None and (built / "wheels").is_dir():
+        for wheel in (built / "wheels").glob("*.whl"):
+            if not (dest / wheel.name).exists():
+                shutil.copy2(wheel, dest / wheel.name)
     wheels = _wheels(dest)
     _write_stamp(dest, key, wheels)
     return wheels
+
+
+def _run_pip(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, check=False)
+    except OSError as exc:
+        raise PyfarmError(
+            f"cannot run pip with {sys.executable}: {exc}",
+            hint="run pyfarm-docker with a Python that has pip installed",
+        ) from exc
+
+
+def _wheel_fits(wheel: Path, target: Target) -> bool:
+    """A wheel's tags (from its file name) fit the target, as pip would decide: its own
+    CPython ABI, ``abi3`` from an older or equal CPython (not for a free-threaded build),
+    or ``none``; a manylinux tag the glibc allows, or ``any``."""
+    parts = wheel.name[:-4].split("-")
+    pythons, abis, platforms = (set(p.split(".")) for p in parts[-3:])
+    _, cp = _parse_python_version(target.python)
+    minor = int(cp[3:])
+    if not platforms & {"any", *platform_tags(target.glibc, target.machine)}:
+        return False
+    if abi_tag(target) in abis and cp in pythons:
+        return True
+    if "abi3" in abis and not target.free_threaded and any(
+            re.fullmatch(r"cp3(\d+)", p) and int(p[3:]) <= minor for p in pythons):
+        return True
+    return "none" in abis and bool(pythons & {cp, "py3", f"py3{minor}"})
+
+
+def _build_from_sdist(requirement: str, built: Path, target: Target,
+                      requirements: Sequence[str]) -> bool:
+    """Fetch ``requirement``'s sdist and build it into ``built/wheels`` on this host; a
+    hashed requirement line (from a lock) is checked against its sdist hash, and its hashes
+    are replaced by the built wheel's in the requirement files, so pip's hash check
+    still holds. True when a fitting wheel was built."""
+    name = re.split(r"[=<>!~;\[ ]", requirement, maxsplit=1)[0]
+    sdists, wheels = built / "sdists", built / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    hashed = _hashed_line(name, requirements)
+    spec_file = built / f"{locks.normalize(name)}.txt"
+    spec_file.write_text((hashed or requirement) + "\n")
+    got = _run_pip([sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+                    "--no-input", "--progress-bar", "off", "--no-deps", "--no-binary=:all:",
+                    *_index_args(requirements), "--dest", str(sdists), "-r", str(spec_file)])
+    if got.returncode != 0:
+        return False
+    norm = locks.normalize(name).replace("-", "_")
+    sdist = [p for p in sdists.iterdir()
+             if locks.normalize(p.name).replace("-", "_").startswith(norm + "_")]
+    if not sdist:
+        return False
+    before = set(wheels.glob("*.whl"))
+    done = _run_pip([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check",
+                     "--no-input", "--progress-bar", "off", "--no-deps",
+                     *_index_args(requirements), "-w", str(wheels), str(sdist[0])])
+    new = [w for w in set(wheels.glob("*.whl")) - before]
+    if done.returncode != 0 or not new or not all(_wheel_fits(w, target) for w in new):
+        for wheel in new:
+            wheel.unlink()
+        return False
+    if hashed and all(Path(f).resolve().is_relative_to(built.parent.resolve())
+                      for f in _requirement_files(requirements)):
+        digest = hashlib.sha256(new[0].read_bytes()).hexdigest()
+        _rehash(name, requirements, f"--hash=sha256:{digest}")
+    return True
+
+
+def _index_args(requirements: Sequence[str]) -> list[str]:
+    """The index options among pip arguments."""
+    out: list[str] = []
+    args = list(requirements)
+    for i, arg in enumerate(args):
+        if arg in ("--index-url", "--extra-index-url", "-i") and i + 1 < len(args):
+            out += [arg, args[i + 1]]
+    return out
+
+
+def _hashed_line(name: str, requirements: Sequence[str]) -> str | None:
+    for path in _requirement_files(requirements):
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+            if (m and locks.normalize(m.group(1)) == locks.normalize(name)
+                    and "--hash=" in line):
+                return line
+    return None
+
+
+def _rehash(name: str, requirements: Sequence[str], new_hash: str) -> None:
+    for path in _requirement_files(requirements):
+        file = Path(path)
+        lines = file.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+            if m and locks.normalize(m.group(1)) == locks.normalize(name) and "--hash=" in line:
+                lines[i] = re.sub(r"(\s--hash=\S+)+", "", line) + " " + new_hash
+        file.write_text("".join(f"{line}\n" for line in lines))
 
 
 def app_wheels(project: Path, target: Target) -> list[Path]:
@@ -293,6 +422,199 @@ def app_wheels(project: Path, target: Target) -> list[Path]:
     glibc = f"{target.glibc[0]}.{target.glibc[1]}"
     dest = caches.WHEELHOUSES / f"py{target.python}-glibc{glibc}" / key
     return download(["-r", str(requirements)], dest, target)
+
+
+# -- the app's install: its lock or requirements, its own wheel ----------------------------
+
+PINS_NAME = "requirements.txt"  # in the helpers directory: what the builder installs
+PROJECT_DIR = "project"  # in the helpers directory: the project's own wheel
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """Where the host's pip looks, besides its own configuration (pip.conf, PIP_* variables),
+    which it reads itself. These never reach the build context."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+
+    def pip_args(self) -> list[str]:
+        args = ["--index-url", self.index_url] if self.index_url else []
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        return args
+
+
+NO_INDEX = IndexOptions()
+
+
+@dataclass(frozen=True)
+class AppInstall:
+    """What the builder installs, all from files made on this host: the dependencies'
+    wheels (``wheels``, pinned by ``pins``) and the project's own wheel."""
+
+    wheels: list[Path]
+    pins: str
+    project_wheel: Path | None = None
+    source: str = ""  # what the dependencies came from: a lock file, requirements, metadata
+
+
+def installable(project: Path) -> bool:
+    """The project builds into a wheel: pyproject.toml with [build-system] or [project],
+    or a setup.py."""
+    if (project / "setup.py").is_file():
+        return True
+    path = project / "pyproject.toml"
+    if not path.is_file():
+        return False
+    data = locks.load_toml(path)
+    return "build-system" in data or "project" in data
+
+
+def _index_from_uv(project: Path, index: IndexOptions) -> IndexOptions:
+    """uv's own settings, for a uv project: ``[[tool.uv.index]]`` (the default one and the
+    others) and UV_INDEX_URL / UV_DEFAULT_INDEX / UV_EXTRA_INDEX_URL / UV_INDEX."""
+    if index.index_url or index.extra_index_urls or not (project / "uv.lock").is_file():
+        return index
+    primary = os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL")
+    extra = (os.environ.get("UV_INDEX", "") + " " +
+             os.environ.get("UV_EXTRA_INDEX_URL", "")).split()
+    path = project / "pyproject.toml"
+    tool = locks.load_toml(path).get("tool", {}) if path.is_file() else {}
+    uv = tool.get("uv", {}) if isinstance(tool, dict) else {}
+    for entry in uv.get("index", []) if isinstance(uv, dict) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("url"), str):
+            if entry.get("default"):
+                primary = primary or entry["url"]
+            elif not entry.get("explicit"):
+                extra.append(entry["url"])
+    extra = [e.split("=", 1)[1] if re.match(r"^[\w-]+=", e) else e for e in extra]
+    return IndexOptions(primary, tuple(extra))
+
+
+def build_project_wheel(project: Path, out: Path, include: tuple[str, ...] = (),
+                        index: IndexOptions = NO_INDEX) -> Path:
+    """The project built into a wheel on this host by its own build backend (``pip wheel
+    --no-deps``, with build isolation), from a copy of what goes into the image, so the
+    build leaves nothing in the project."""
+    from . import projectfiles
+
+    src = out / "src"
+    selection = projectfiles.select(project, include, skip={".pyfarm": projectfiles.HELPERS})
+    projectfiles.copy(selection, src)
+    cmd = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-input",
+           "--progress-bar", "off", "--no-deps", *index.pip_args(), "-w", str(out / "wheel"),
+           str(src)]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, check=False)
+    built = sorted((out / "wheel").glob("*.whl"))
+    if proc.returncode != 0 or len(built) != 1:
+        raise UsageError(f"building the project {project} into a wheel failed: "
+                         f"{_last_error_line(proc.stdout)}",
+                         f"`pip wheel --no-deps {project}` shows the build backend's output")
+    return built[0]
+
+
+def wheel_metadata(wheel: Path, member: str = "METADATA") -> str:
+    """A file of the wheel's ``*.dist-info`` directory ("" when it has none)."""
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            parts = name.split("/")
+            if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == member:
+                return zf.read(name).decode("utf-8", errors="replace")
+    return ""
+
+
+def requires_dist(wheel: Path) -> list[str]:
+    """The wheel's dependencies (``Requires-Dist``), markers included."""
+    return [line.split(":", 1)[1].strip() for line in wheel_metadata(wheel).splitlines()
+            if line.startswith("Requires-Dist:")]
+
+
+def console_scripts(wheels: Sequence[Path]) -> dict[str, str]:
+    """``name -> module:function`` of every console script these wheels declare."""
+    found: dict[str, str] = {}
+    for wheel in wheels:
+        section = ""
+        for raw in wheel_metadata(wheel, "entry_points.txt").splitlines():
+            line = raw.strip()
+            if line.startswith("["):
+                section = line.strip("[]").strip()
+            elif section == "console_scripts" and "=" in line:
+                name, value = (part.strip() for part in line.split("=", 1))
+                found.setdefault(name, value)
+    return found
+
+
+def pins_for(wheels: Sequence[Path]) -> str:
+    """``name==version`` of each wheel: exactly what the host resolved and downloaded."""
+    lines = []
+    for wheel in wheels:
+        name, version = wheel.name.split("-")[:2]
+        lines.append(f"{name}=={version}\n")
+    return "".join(sorted(set(lines)))
+
+
+def prepare_app(project: Path, target: Target, requirements: Path | None = None,
+                index: IndexOptions = NO_INDEX, include: tuple[str, ...] = ()
+                ) -> AppInstall:
+    """Everything the builder installs, made on this host for ``target``.
+
+    Dependencies: ``requirements`` when given, else the project's lock file (uv.lock,
+    poetry.lock, pdm.lock, pylock.toml; hashes checked by pip here), else its
+    requirements.txt together with the project's own dependencies. The project, when it
+    declares a build, is built into a wheel and installed after them, non-editable.
+    """
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="pyfarm-app-"))
+    try:
+        return _prepare_app(project, target, requirements, index, include, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _prepare_app(project: Path, target: Target, requirements: Path | None,
+                 index: IndexOptions, include: tuple[str, ...], work: Path) -> AppInstall:
+    index = _index_from_uv(project, index)
+    project_wheel = None
+    if installable(project):
+        project_wheel = build_project_wheel(project, work / "project", include, index)
+    reqs: list[str] = []
+    if requirements is not None:
+        if not requirements.is_file():
+            raise UsageError(f"requirements file {requirements} does not exist")
+        reqs, source = ["-r", str(requirements.resolve())], str(requirements)
+    elif (lock := locks.detect(project)) is not None:
+        locked = locks.read(lock)
+        (work / "locked.txt").write_text(locked.text)
+        reqs, source = ["-r", str(work / "locked.txt")], lock.name
+    else:
+        source = "metadata"
+        if (project / "requirements.txt").is_file():
+            reqs, source = ["-r", str(project / "requirements.txt")], "requirements.txt"
+        if project_wheel is not None and (deps := requires_dist(project_wheel)):
+            (work / "project-deps.txt").write_text("".join(d + "\n" for d in deps))
+            reqs += ["-r", str(work / "project-deps.txt")]
+    wheels = _download_app(reqs, target, index, work) if reqs else []
+    if project_wheel is not None:  # kept by content: the work directory goes
+        digest = hashlib.sha256(project_wheel.read_bytes()).hexdigest()[:16]
+        kept = caches.ROOT / "project-wheels" / digest / project_wheel.name
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(project_wheel, kept)
+        project_wheel = kept
+    return AppInstall(wheels, pins_for(wheels), project_wheel, source)
+
+
+def _download_app(reqs: list[str], target: Target, index: IndexOptions, work: Path
+                  ) -> list[Path]:
+    glibc = f"{target.glibc[0]}.{target.glibc[1]}"
+    files = [digest for _, digest in _hash_files(reqs)]  # by content: the paths are temporary
+    blob = json.dumps({"v": _STAMP_VERSION, "files": files, "index": index.pip_args(),
+                       "target": [target.python, target.abiflags, target.machine, glibc]})
+    key = hashlib.sha256(blob.encode()).hexdigest()
+    dest = caches.WHEELHOUSES / f"py{target.python}{target.abiflags}-glibc{glibc}" / key[:16]
+    return download([*index.pip_args(), *reqs], dest, target, built=work / "built")
 
 
 def _glibc_arg(text: str) -> tuple[int, int]:
