@@ -50,7 +50,7 @@ _HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io",
              "registry-1.docker.io")
 EMPTY = "application/vnd.oci.empty.v1+json"  # the config of an artifact without one
 EMPTY_DATA = b"{}"
-_ACCEPT = ", ".join([MANIFEST, INDEX, "application/vnd.docker.distribution.manifest.v2+json",
+ACCEPT = ", ".join([MANIFEST, INDEX, "application/vnd.docker.distribution.manifest.v2+json",
                      "application/vnd.docker.distribution.manifest.list.v2+json"])
 _TIMEOUT = 60
 _MAX_REPLY = 4 << 20  # a manifest, an index, a token: what this client ever reads
@@ -477,7 +477,7 @@ class Client:
 
     def get_manifest(self, reference: str) -> Reply | None:
         """A manifest or index, or None when the repository has none by that name."""
-        reply = self.request("GET", f"manifests/{reference}", headers={"Accept": _ACCEPT})
+        reply = self.request("GET", f"manifests/{reference}", headers={"Accept": ACCEPT})
         if reply.status == 404:
             return None
         return self.check(reply, f"reading {self.ref.repository}:{reference}", (200,))
