@@ -23,6 +23,7 @@ HANDLERS = {
     "generate": ("pyfarm_docker.driver.commands", "generate_command"),
     "verify": ("pyfarm_docker.driver.commands", "verify_command"),
     "report": ("pyfarm_docker.driver.commands", "report_command"),
+    "push": ("pyfarm_docker.driver.commands", "push_command"),
 }
 PROBE_METAVAR = "'METHOD /path [STATUS] [JSON]'"
 
@@ -132,8 +133,51 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="with --verify: also import every top-level module the image ships, "
                    "there and in the builder; each that imports in the builder must import "
                    "in the image")
+    p.add_argument("--push", action="store_true",
+                   help="then push the image to the registry its tag names (e.g. "
+                   "-t 127.0.0.1:5000/app:1), with its SBOM and provenance attached; only "
+                   "once the build (and --verify) passed; prints the pushed digest")
+    _add_registry(p)
+    p.add_argument("--provenance", type=Path, metavar="FILE",
+                   help="also write the build's provenance (in-toto statement, SLSA v1) to "
+                   "FILE, for the image's digest in a registry")
+    p.add_argument("--syntax", default="portable", metavar="{portable,buildkit}",
+                   help="buildkit: build through BuildKit (RUN --mount: pip's cache in a "
+                   "cache mount, the wheels bind-mounted); portable (default): the legacy "
+                   "builder")
+    p.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="build argument for the builder stage, e.g. PIP_INDEX_URL or "
+                   "HTTPS_PROXY (repeatable; not for secrets: the builder's history keeps it)")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                   help="label of the image (repeatable)")
+    p.add_argument("--platform", metavar="OS/ARCH",
+                   help="the image's platform: linux/amd64 (the only one supported so far)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole build log")
     p.set_defaults(command_name="build")
+
+
+def _add_registry(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--insecure", action="store_true", default=None,
+                   help="allow plain HTTP and unverified TLS to the registry (loopback "
+                   "registries, localhost and 127.0.0.0/8, are allowed it without this flag)")
+
+
+def _add_push(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("push", help="push an image to a registry, with its SBOM attached",
+                       description="Upload an image through the OCI distribution API (skopeo, "
+                       "no daemon needed for the upload) with its SBOM, and a provenance "
+                       "statement when given, attached as OCI artifacts referring to it. "
+                       "Credentials come from REGISTRY_AUTH_FILE or Docker's config.json "
+                       "(and its credential helpers), never from flags. Prints the digest.")
+    p.add_argument("source", help="an image in the engine, oci:DIR or tar:FILE")
+    p.add_argument("dest", metavar="REF", help="where to: registry/repository[:tag], "
+                   "e.g. 127.0.0.1:5000/app:1")
+    _add_registry(p)
+    p.add_argument("--provenance", type=Path, metavar="FILE",
+                   help="also attach this provenance statement (written by build "
+                   "--provenance for the same image)")
+    _add_engine(p)
+    p.set_defaults(command_name="push")
 
 
 def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -216,6 +260,9 @@ def _add_assemble(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--force", action="store_true", help="replace a non-empty output dir")
     p.add_argument("--layers", action="store_true",
                    help="split the output into one directory per image layer")
+    p.add_argument("--provided", type=Path, metavar="FILE",
+                   help="the final base's files (build writes it from --final): what the "
+                        "base holds byte-identical is not copied again")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     p.set_defaults(command_name="assemble")
 
@@ -228,7 +275,8 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"pyfarm-docker {__version__}")
     sub = top.add_subparsers(dest="subcommand", metavar="COMMAND")
-    for add in (_add_build, _add_generate, _add_trace, _add_assemble, _add_verify, _add_report):
+    for add in (_add_build, _add_generate, _add_trace, _add_assemble, _add_verify, _add_report,
+                _add_push):
         add(sub)
     return top
 

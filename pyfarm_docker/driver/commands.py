@@ -1,17 +1,19 @@
-"""The commands that run on the user's machine: build, generate, verify, report."""
+"""The commands that run on the user's machine: build, generate, verify, report, push."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import os
 import shlex
 from pathlib import Path
+from typing import Any
 
 from ..cli import epoch, say
 from ..documents.spec import AppSpec
 from ..errors import UsageError
-from . import engine, oci, report, settings, verify, wheelhouse
+from . import attest, engine, oci, registry, report, settings, ship, verify, wheelhouse
 from .dockerfile import SYNTAXES, DockerfileOptions, for_project, render
 from .generate import generate as write_generated
 from .imagebuild import BuildOptions, build_image
@@ -65,22 +67,73 @@ def generate_command(args: argparse.Namespace) -> int:
 
 def build_command(args: argparse.Namespace) -> int:
     output = oci.Layout.parse(args.output) if args.output else None
+    if args.syntax not in SYNTAXES:
+        raise UsageError(f"unknown --syntax {args.syntax!r}", f"use one of {', '.join(SYNTAXES)}")
+    build_args = tuple(_pair("--build-arg", text, from_env=True) for text in args.build_arg)
+    labels = tuple(_pair("--label", text) for text in args.label)
+    dockerfile = DockerfileOptions(_settings(args), syntax=args.syntax, labels=labels,
+                                   build_args=tuple(name for name, _ in build_args))
     result = build_image(
-        BuildOptions(dockerfile=DockerfileOptions(_settings(args)), tag=args.tag,
+        BuildOptions(dockerfile=dockerfile, tag=args.tag,
                      network=args.network, wheelhouse=args.wheelhouse,
                      download=not args.no_download, verify=args.verify,
                      import_all=args.import_all,
                      no_cache=args.no_cache, source_date_epoch=epoch(), engine=args.engine,
                      output=output, sbom=args.sbom, requirements=args.requirements,
-                     index=_index(args)),
+                     index=_index(args), push=args.push, insecure=args.insecure,
+                     provenance=args.provenance, build_args=build_args,
+                     platform=args.platform),
         report=say, log=say if args.verbose else None,
     )
+    if result.pushed is not None:
+        print(result.pushed.reference.at(result.pushed.digest), flush=True)
     where = f" -> {output}" if output else ""
     say(f"built {result.tag} ({result.image_id[7:19]}) with {result.engine} in "
         f"{result.seconds:.0f}s: {result.final_bytes / 1e6:.1f} MB{where}")
     builder = f" ({result.builder_tag})" if result.builder_tag else ""
     say(f"builder stage{builder}: {result.builder_bytes / 1e6:.1f} MB; the image is "
         f"{result.final_bytes / result.builder_bytes:.0%} of it")
+    return 0
+
+
+def _pair(flag: str, text: str, from_env: bool = False) -> tuple[str, str]:
+    """``KEY=VALUE``; with ``from_env`` a bare ``KEY`` takes its value from the
+    environment, as docker build does."""
+    key, sep, value = text.partition("=")
+    if not sep and from_env and key in os.environ:
+        return key, os.environ[key]
+    if not sep or not key:
+        raise UsageError(f"{flag} {text!r} is not KEY=VALUE",
+                         f"e.g. {flag} " + ("PIP_INDEX_URL=https://..." if from_env
+                                            else "org.opencontainers.image.version=1.0"))
+    return key, value
+
+
+def push_command(args: argparse.Namespace) -> int:
+    dest = registry.Reference.parse(args.dest)
+    statement = attest.read_statement(args.provenance) if args.provenance else None
+
+    def provenance(name: str, digest: str) -> dict[str, Any]:
+        assert statement is not None
+        if attest.subject_digest(statement) != digest:
+            raise UsageError(f"{args.provenance} describes "
+                             f"{attest.subject_digest(statement) or 'no digest'}, not this "
+                             f"image ({digest})", "give the statement build --provenance "
+                             "wrote for this image")
+        return statement
+
+    given = provenance if statement is not None else None
+    if oci.is_layout(args.source):
+        layout = oci.Layout.parse(args.source)
+        pushed = ship.push_layout(layout, dest, sbom=attest.layout_sbom(layout),
+                                  provenance=given, insecure=args.insecure, report=say)
+    else:
+        with engine.session(args.engine) as eng:
+            engine.require_image(eng.client, args.source, "source")
+            pushed = ship.push_image(eng.client, args.source, dest, provenance=given,
+                                     insecure=args.insecure, report=say)
+    say(f"pushed {args.source} to {dest} ({len(pushed.attached)} attachments)")
+    print(dest.at(pushed.digest), flush=True)
     return 0
 
 
