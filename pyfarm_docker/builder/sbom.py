@@ -141,12 +141,11 @@ def spdx_expression(text: str) -> str | None:
             after_with, expect_id = upper == "WITH", True
             out.append(upper)
         elif expect_id:
-            plus = token.endswith("+") and len(token) > 1 and not after_with
-            name = _BY_LOWER.get((token[:-1] if plus else token).lower())
+            name = _BY_LOWER.get(token.lower())  # "X+" too is refused by validators
             wanted = LICENSE_EXCEPTIONS if after_with else LICENSE_IDS
             if name is None or name not in wanted:
                 return None
-            out.append(name + ("+" if plus else ""))
+            out.append(name)
             simple = not after_with
             expect_id = after_with = False
         else:
