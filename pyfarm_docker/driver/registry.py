@@ -570,9 +570,10 @@ def _add_to_fallback(client: Client, subject: str, descriptor: dict[str, Any]) -
             index = json.loads(found.body)
     if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
         index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": []}  # new, or replaced
-    manifests = [m for m in index["manifests"]
-                 if not (isinstance(m, dict) and m.get("digest") == descriptor["digest"])]
-    index["manifests"] = [*manifests, descriptor]
+    if any(isinstance(m, dict) and m.get("digest") == descriptor["digest"]
+           for m in index["manifests"]):
+        return  # listed already (the same document pushed again)
+    index["manifests"] = [*index["manifests"], descriptor]
     client.put_manifest(tag, json.dumps(index, separators=(",", ":")).encode(), INDEX)
 
 
