@@ -16,7 +16,7 @@ import pytest
 from pyfarm_docker import cli
 from pyfarm_docker.driver import attest, oci, registry
 from pyfarm_docker.driver.imagebuild import BuildResult, build_image
-from pyfarm_docker.errors import RegistryError
+from pyfarm_docker.errors import RegistryError, VerifyError
 from pyfarm_docker.runtime import BUILDER_TRACE
 from tests.support import registries, spdx
 from tests.support.baseimages import DEBIAN
@@ -175,3 +175,19 @@ def test_push_a_layout_with_its_provenance(tmp_path: Path, client: Any,
     assert capsys.readouterr().out.strip() == f"{tag.rsplit(':', 1)[0]}@{expected}"
     found = registries.artifacts(api, expected)
     assert set(found) == {attest.SBOM_TYPE, attest.INTOTO_TYPE}
+
+
+def test_nothing_is_pushed_when_verify_fails(client: Any, base_images: list[str],
+                                             registries_up: None, own: Own,
+                                             forget: list[registry.Client]) -> None:
+    """An app whose output differs on each run fails --verify: no tag, no push."""
+    project = own.project("import uuid\nprint(uuid.uuid4())\n")
+    tag = f"{registries.OPEN}/{project.tag}"
+    api = registries.client(tag)
+    forget.append(api)
+    options = build_options(project.path, tag, DEBIAN, network="none", engine="docker",
+                            verify=True, push=True)
+    with pytest.raises(VerifyError):
+        build_image(options, report=lambda _: None)
+    assert api.get_manifest("1") is None
+    assert own.tags() == []
