@@ -596,6 +596,7 @@ def _prepare_app(project: Path, target: Target, requirements: Path | None,
         if project_wheel is not None and (deps := requires_dist(project_wheel)):
             (work / "project-deps.txt").write_text("".join(d + "\n" for d in deps))
             reqs += ["-r", str(work / "project-deps.txt")]
+            source = ("requirements.txt and " if reqs[2:] else "") + "the project's metadata"
     wheels = _download_app(reqs, target, index, work) if reqs else []
     if project_wheel is not None:  # kept by content: the work directory goes
         digest = hashlib.sha256(project_wheel.read_bytes()).hexdigest()[:16]

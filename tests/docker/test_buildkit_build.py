@@ -15,6 +15,7 @@ from pyfarm_docker.driver.imagebuild import BuildOptions, build_image
 from pyfarm_docker.errors import BuildError
 from tests.support.baseimages import DEBIAN
 from tests.support.cases import build_options, case_settings
+from tests.support.interrupt import interrupt_while_tracing
 from tests.support.leftovers import Own
 from tests.support.paths import corpus_case
 
@@ -73,3 +74,16 @@ def test_a_failing_buildkit_build_tags_nothing_and_leaves_nothing(
     assert own.wait_for_containers() == []
     assert own.temporary() == []
     assert time.monotonic() - started < 600
+
+
+def test_an_interrupted_buildkit_build_leaves_nothing(base_images: list[str],
+                                                      own: Own) -> None:
+    """Ctrl-C while BuildKit traces the app: exit 130, the client is stopped (BuildKit
+    cancels the step), nothing tagged, no temporary files."""
+    project = own.project("import time\ntime.sleep(60)\nprint(1)\n")
+    started = time.monotonic()
+    interrupt_while_tracing(project.path, project.tag, "--syntax", "buildkit")
+    assert time.monotonic() - started < 60  # not after the app's minute
+    assert own.tags() == []
+    assert own.wait_for_containers() == []
+    assert own.temporary() == []
