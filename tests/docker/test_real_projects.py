@@ -28,7 +28,7 @@ from pyfarm_docker import cli, runtime
 from pyfarm_docker.driver import engine
 from pyfarm_docker.driver.imagebuild import BuildResult, build_image
 from pyfarm_docker.driver.wheelhouse import IndexOptions
-from tests.support.baseimages import DEBIAN
+from tests.support.baseimages import DEBIAN, MAKE_BASE_IMAGE
 from tests.support.cases import build_options
 from tests.support.leftovers import Own, Project
 
@@ -375,3 +375,39 @@ probes = [{method = "GET", path = "/", expect_status = 200}]
     trace = _trace(client, f"{result.tag}-builder")
     spawned = [p for p in trace["processes"] if "multiprocessing" in " ".join(p["argv"])]
     assert len(spawned) >= 2, trace["processes"]  # two spawned workers
+
+
+FORKY = "local/python:3.14-forky"
+
+
+@pytest.fixture(scope="module")
+def forky_base() -> str:
+    """Debian testing's base (CPython 3.14), made by scripts/make-base-image, cached by tag."""
+    proc = subprocess.run([str(MAKE_BASE_IMAGE), FORKY], capture_output=True, text=True,
+                          timeout=1800, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return FORKY
+
+
+def test_newest_debian_cpython(client: Any, own: Own, forky_base: str) -> None:
+    """The newest CPython Debian packages (3.14 in forky), from the project's metadata."""
+    project = _project(own, {
+        "pyproject.toml": """[project]
+name = "newest"
+version = "0.1"
+dependencies = ["attrs"]
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+""",
+        "src/newest/__init__.py": "",
+        "src/newest/__main__.py": """import sys, attrs
+from importlib.metadata import version
+print(f"{sys.version_info[:2]} {sys.abiflags!r} newest {version('newest')}",
+      attrs.has(type))
+"""})
+    result = build_image(build_options(project.path, project.tag, forky_base, verify=True,
+                                       network="none"), report=lambda _: None)
+    assert result.verdict is not None and all(c.ok for c in result.verdict.checks)
+    assert _run(client, result.tag) == "(3, 14) '' newest 0.1 False\n"

@@ -336,3 +336,29 @@ def test_free_threaded_download_asks_for_the_t_abi(tmp_path: Path,
     assert seen[0][seen[0].index("--abi") + 1] == "cp313t"
     assert "numpy==1.0 has no wheel for CPython 3.13t" in err.value.message
     assert "\n" not in err.value.message
+
+
+def test_free_threaded_interpreter_directories() -> None:
+    """The description of a free-threaded CPython 3.13 (``--disable-gil``, installed under
+    /usr/local, as its sysconfig lays it out): the stdlib lives in python3.13t, and the
+    target asks for cp313t wheels."""
+    from pyfarm_docker.documents._read import Fields
+    from pyfarm_docker.documents.interpreter import Interpreter
+
+    described = {
+        "executable": "/usr/local/bin/python3.13t", "executable_as_called": "python3.13t",
+        "version": "3.13.0 experimental free-threading build", "version_info": [3, 13, 0],
+        "implementation": "cpython", "abiflags": "t", "abi_thread": "t",
+        "prefix": "/usr/local", "exec_prefix": "/usr/local", "base_prefix": "/usr/local",
+        "base_exec_prefix": "/usr/local", "platlibdir": "lib",
+        "stdlib": "/usr/local/lib/python3.13t", "platstdlib": "/usr/local/lib/python3.13t",
+        "lib_dynload": "/usr/local/lib/python3.13t/lib-dynload",
+        "site_packages": ["/usr/local/lib/python3.13t/site-packages"],
+        "in_virtualenv": False, "shared": True, "soabi": "cpython-313t-x86_64-linux-gnu",
+    }
+    interp = Interpreter.from_json(Fields(described, "python3.13t"))
+    assert interp.version_dir == "python3.13t"
+    assert interp.stdlib.endswith("/" + interp.version_dir)
+    target = Target("3.13", (2, 36), abiflags=interp.abiflags)
+    assert target.free_threaded and target.describe().startswith("CPython 3.13t")
+    assert wheelhouse.abi_tag(target) == "cp313t"
