@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
@@ -287,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name is None:
         parser().print_help(sys.stderr)
         return 2
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         return _handler(name)(args)
     except PyfarmError as exc:
@@ -299,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("ERROR: interrupted")
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -8,12 +8,14 @@ import os
 import signal
 import threading
 import time
+from typing import Any
 
 import pytest
 
+from pyfarm_docker import cli
 from pyfarm_docker.driver.engine import Engine
 from pyfarm_docker.driver.imagebuild import build_image
-from pyfarm_docker.errors import DockerError, PyfarmError
+from pyfarm_docker.errors import DockerError, PyfarmError, VerifyError
 from tests.support.baseimages import DEBIAN
 from tests.support.cases import build_options
 from tests.support.leftovers import Own, Project
@@ -78,4 +80,33 @@ def test_two_builds_at_once_do_not_interfere(own: Own) -> None:
     assert len(set(results.values())) == 2
     assert own.wait_for_containers() == []
     assert own.temporary() == []
+    own.clean()
+
+
+def test_a_killed_verify_container(own: Own, client: Any,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Someone kills the image's container while verify runs it: verify fails in one line
+    (exit 7) and removes both containers."""
+    project = own.project("import time\ntime.sleep(30)\nprint('slept')\n")
+    built = build_image(build_options(project.path, project.tag, DEBIAN, network="none",
+                                      verify=True), report=lambda _: None)
+    builder = built.builder_tag
+    assert builder is not None
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(cli.main(
+        ["verify", project.tag, "--like", builder])))
+    thread.start()
+    deadline = time.monotonic() + 300
+    victim = None
+    while victim is None and time.monotonic() < deadline:
+        running = client.containers.list(filters={"ancestor": built.image_id})
+        victim = running[0] if running else None
+        time.sleep(0.5)
+    assert victim is not None
+    victim.kill()
+    thread.join(timeout=300)
+    err = capsys.readouterr().err
+    assert codes == [VerifyError.exit_code], err
+    assert "ERROR: the image does not behave like its builder" in err.splitlines()
+    assert own.wait_for_containers() == []
     own.clean()

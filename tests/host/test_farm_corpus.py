@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pyfarm_docker import cli
-from pyfarm_docker.builder.assemble import AssembleOptions, assemble
+from pyfarm_docker.builder.assemble import MARKER, AssembleOptions, assemble
 from pyfarm_docker.builder.tracer import TraceOptions, run_trace, spec_command
 from pyfarm_docker.documents.manifest import Manifest
 from pyfarm_docker.documents.spec import AppSpec
@@ -111,7 +111,9 @@ def test_manifest_describes_every_file(farmed: Farmed) -> None:
     on_disk = {"/" + str(p.relative_to(root)) for p in root.rglob("*")
                if p.is_file() and not p.is_symlink()}
     harness = {"/etc/hosts"}  # the empty-root runner's mount point, as Docker's
-    assert on_disk - listed - harness == {str(RUNTIME.manifest)}
+    # The manifest does not list itself, nor the marker of an assemble output (not copied
+    # into images: the layer directories hold the image's files).
+    assert on_disk - listed - harness == {str(RUNTIME.manifest), "/" + MARKER}
     assert {f.layer for f in manifest.files} <= {"runtime", "big", "packages", "app"}
 
 
