@@ -30,6 +30,7 @@ BUILDER_TOOL_PYTHON = PurePosixPath("/pyfarm/venv/bin/python")
 BUILDER_SPEC = PurePosixPath("/pyfarm/spec.json")
 BUILDER_TRACE = PurePosixPath("/pyfarm/trace.json")
 BUILDER_OUT = PurePosixPath("/pyfarm/out")
+BUILDER_PROVIDED = PurePosixPath("/pyfarm/provided.json")  # the final base's files
 
 
 def layer_dirs() -> tuple[str, ...]:

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .. import defaults
+from ..documents.basefiles import BaseFiles
 from ..documents.interpreter import Interpreter
 from ..documents.manifest import Manifest
 from ..documents.trace import Trace
 from ..errors import AssembleError, UsageError
 from ..runtime import Runtime
-from . import essentials, farm, ldso, native, patch, plan, sbom
+from . import basefiles, essentials, farm, ldso, native, patch, plan, sbom
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class AssembleOptions:
     force: bool = False
     layers: bool = False
     epoch: int = 0
+    provided: Path | None = None  # what the final base holds (BaseFiles JSON): not copied
 
 
 MARKER = ".pyfarm-output"  # in every directory assemble wrote: --force replaces only those
@@ -55,6 +57,8 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     natives = native.plan_native(p, trace, ldso.Resolver(), python)
     essentials.add_essentials(p, trace, natives.interpreter)
     _add_sbom(p, trace, options.epoch)
+    base = (basefiles.use_base(p, natives, BaseFiles.read(options.provided))
+            if options.provided is not None else None)
     if natives.conflicts and options.strict:
         names = ", ".join(c.soname for c in natives.conflicts)
         raise AssembleError(f"different libraries share a soname: {names}",
@@ -62,7 +66,7 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     bytecode = plan.bytecode_sources(p)
     return plan.Plan(options.prefix, python, tuple(p.entries.values()), tuple(natives.rpaths),
                      tuple(p.warnings), tuple(natives.conflicts), bytecode,
-                     plan.sourceless(p, bytecode), frozenset(p.prunable))
+                     plan.sourceless(p, bytecode), frozenset(p.prunable), base=base)
 
 
 def _add_site_hook(p: plan.Planner, interp: Interpreter, sites: list[PurePosixPath]) -> None:

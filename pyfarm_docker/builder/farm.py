@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from ..documents.manifest import FileRecord, Manifest
 from ..errors import AssembleError
 from ..runtime import LAYERS, Runtime, layer_dirs
-from . import patch
+from . import basefiles, patch
 from .bytecode import write_bytecode
 from .plan import Entry, Plan, source_of
 
@@ -181,8 +181,9 @@ def write_farm(plan: Plan, options: FarmOptions, patcher: patch.ElfPatcher) -> M
     write_entries(plan, root)
     patch.apply(plan.rpaths, root, patcher)
     write_bytecode(options.python, bytecode_jobs(plan, root))
-    build_ld_cache(root)
-    doc = manifest(plan, root)
+    with basefiles.standing_in(root, plan.base):
+        build_ld_cache(root)
+    doc = basefiles.with_provided(manifest(plan, root), plan.base)
     target = root / _manifest_path(plan)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(doc.dumps())

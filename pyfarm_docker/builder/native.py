@@ -40,6 +40,8 @@ class NativePlan:
     rpaths: list[RpathEdit] = field(default_factory=list)
     conflicts: list[SonameConflict] = field(default_factory=list)
     interpreter: str = ""
+    graph: dict[str, ldso.Node] = field(default_factory=dict)  # every object, by real path
+    by_name: dict[str, str] = field(default_factory=dict)  # ld_library_paths/l name -> real
 
     def reals(self, name: str) -> PurePosixPath:
         return self.planner.under("reals", "r", name)
@@ -100,6 +102,7 @@ def plan_native(p: Planner, trace: Trace, resolver: ldso.Resolver,
     named = _named_libraries(farm, trace)
     traced = {interp_real, *named.values(), *_traced_libraries(trace)}
     graph = ldso.closure(sorted({*in_tree, *traced}), resolver)
+    farm.graph = graph
     reasons = _reasons(graph, in_tree, traced)
     for real in sorted(graph):
         if not host_only(os.path.basename(real)):
@@ -181,6 +184,7 @@ def _link_by_name(farm: NativePlan, graph: dict[str, ldso.Node], named: dict[str
             by_name.setdefault(soname, real)
     for name, real in sorted(by_name.items()):
         if real in farm.names:
+            farm.by_name[name] = real
             farm.planner.link(farm.planner.under("ld_library_paths", "l", name),
                               farm.reals(farm.names[real]), farm.layer_of[real], "library")
 

@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from ..documents.conflicts import SonameConflict
 from ..documents.interpreter import Interpreter
@@ -19,6 +20,9 @@ from ..documents.trace import Distribution, Trace
 from ..errors import AssembleError
 from . import stdlib
 from .dists import top_level
+
+if TYPE_CHECKING:
+    from .basefiles import BaseUse
 
 BIG_DIST_BYTES = 8 * 1024 * 1024
 _SKIP_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache",
@@ -102,6 +106,7 @@ class Plan:
     sourceless: frozenset[PurePosixPath] = frozenset()  # of those, replaced by the .pyc
     prunable: frozenset[PurePosixPath] = frozenset()
     zipped: tuple[tuple[str, str], ...] = ()  # (name in the stdlib zip, builder source)
+    base: BaseUse | None = None  # what the final base provides, left out (--provided)
 
 
 @dataclass

@@ -23,14 +23,18 @@ class FileRecord:
     origin: str
     layer: str
     reason: str  # why it ships: traced, closure of X, essential, metadata, complete, app
+    provided_by: str = ""  # IMAGE@DIGEST: the final base holds it (layer "base"), not the farm
 
     @classmethod
     def from_json(cls, f: Fields) -> FileRecord:
         return cls(f.text("path"), f.integer("size"), f.text("sha256"), f.text("origin"),
-                   f.text("layer"), f.text("reason", "unknown"))
+                   f.text("layer"), f.text("reason", "unknown"), f.text("provided_by", ""))
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = dict(self.__dict__)
+        if not self.provided_by:
+            del data["provided_by"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -43,10 +47,17 @@ class Manifest:
     warnings: tuple[str, ...]
     conflicts: tuple[SonameConflict, ...]
     prunable: tuple[str, ...]
+    # Files the farm needs that the final base provides byte-identical, so the farm
+    # leaves them out (``files`` lists only what the farm itself holds).
+    provided: tuple[FileRecord, ...] = ()
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def provided_bytes(self) -> int:
+        return sum(f.size for f in self.provided)
 
     @classmethod
     def from_json(cls, f: Fields) -> Manifest:
@@ -62,14 +73,18 @@ class Manifest:
             links=f.texts("links", ()), warnings=f.texts("warnings", ()),
             conflicts=tuple(SonameConflict.from_json(x) for x in f.objects("conflicts", False)),
             prunable=f.texts("prunable", ()),
+            provided=tuple(FileRecord.from_json(x) for x in f.objects("provided", False)),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "prefix": self.prefix, "python": self.python,
+        data = {"schema_version": SCHEMA_VERSION, "prefix": self.prefix, "python": self.python,
                 "env": dict(self.env), "files": [r.to_json() for r in self.files],
                 "links": list(self.links), "warnings": list(self.warnings),
                 "conflicts": [c.to_json() for c in self.conflicts],
                 "prunable": list(self.prunable)}
+        if self.provided:  # only then: a farm on scratch keeps the manifest it always had
+            data["provided"] = [r.to_json() for r in self.provided]
+        return data
 
     def dumps(self) -> str:
         return dump(self.to_json())

@@ -16,6 +16,7 @@ from .settings import Settings, check_text
 
 SYNTAXES = ("portable", "buildkit")
 SPEC_FILE = "spec.json"  # in the helpers directory: the app spec the builder traces with
+PROVIDED_FILE = "provided.json"  # there too, with a --final base: the files it holds
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class DockerfileOptions:
     syntax: str = "portable"  # or "buildkit": RUN --mount, which the legacy builder lacks
     labels: tuple[tuple[str, str], ...] = ()  # the user's, on the final image
     build_args: tuple[str, ...] = ()  # names the builder stage declares (ARG), for pip
+    provided: bool = False  # the helpers hold the final base's files: assemble --provided
 
     def __post_init__(self) -> None:
         for what, path in (("helpers directory", self.helpers), ("app directory", self.app_dir),
@@ -134,7 +136,9 @@ def render(options: DockerfileOptions) -> str:
         version=__version__,
         base=settings.base,
         final=settings.final,
-        assemble=_assemble(settings),
+        assemble=_assemble(settings, options.provided),
+        provided=options.provided,
+        provided_file=PROVIDED_FILE,
         helpers=options.helpers,
         spec_file=SPEC_FILE,
         app_dir=options.app_dir,
@@ -160,10 +164,11 @@ def render(options: DockerfileOptions) -> str:
     )
 
 
-def _assemble(settings: Settings) -> list[str]:
+def _assemble(settings: Settings, provided: bool = False) -> list[str]:
     """The assemble step, in exec form: the prefix is the user's."""
     return [str(runtime.BUILDER_TOOL), "assemble", str(runtime.BUILDER_TRACE),
             "-o", str(runtime.BUILDER_OUT), "--layers", "--prefix", str(settings.prefix),
+            *(["--provided", str(runtime.BUILDER_PROVIDED)] if provided else []),
             *(["--prune"] if settings.prune else []),
             *(["--keep-tests"] if settings.keep_tests else []),
             *(["--keep-headers"] if settings.keep_headers else [])]

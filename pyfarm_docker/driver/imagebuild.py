@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import defaults, runtime
+from .. import runtime
 from ..errors import UsageError
 from . import engine, oci, projectfiles, staging, verify, wheelhouse
 from .dockerfile import DockerfileOptions, for_project
+from .finalbase import check_final_base, provide_final_base, write_final_base
 from .projectinstall import finish as finish_install
 from .projectinstall import prepare as prepare_app
 from .projectinstall import write_app
@@ -94,14 +95,14 @@ def _build(eng: engine.Engine, options: BuildOptions, report: Report,
     client = eng.client
     settings = options.dockerfile.settings
     target = engine.probe_base(client, settings.base)
-    if settings.final != defaults.FINAL:
-        engine.require_image(client, settings.final, "final")
+    final_base = check_final_base(client, settings, target, report)  # refused here, or None
     app = (prepare_app(options.project, target, report, options.requirements, options.index,
                        settings.include)
            if options.download and options.wheelhouse is None else None)
     wheels = app.wheels if app is not None else app_wheels(options, target, report)
     dockerfile = finish_install(
         for_project(replace(options.dockerfile, wheelhouse=wheels is not None)), app, wheels)
+    dockerfile = provide_final_base(dockerfile, final_base)
     options = replace(options, dockerfile=dockerfile)  # verify runs the resolved entry
     with tempfile.TemporaryDirectory(prefix="pyfarm-context-") as tmp:
         ctx = Path(tmp)
@@ -109,6 +110,7 @@ def _build(eng: engine.Engine, options: BuildOptions, report: Report,
                                          dockerfile.helpers)
         report(selection.summary())
         path = staging.write_helpers(ctx, dockerfile, target, wheels)
+        write_final_base(path.parent, final_base)
         if app is not None:
             write_app(path.parent, app)
         image_id, builder_id, verdict = _build_stages(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,7 +77,18 @@ def summarize(manifest: Manifest) -> dict[str, Any]:
                       for f in files[:TOP]],
         "prune_saves_bytes": sum(f.size for f in manifest.files if f.path in prunable),
         "conflicts": [c.to_json() for c in manifest.conflicts],
+        "base": _base(manifest),
     }
+
+
+def _base(manifest: Manifest) -> dict[str, Any] | None:
+    """What the final base provides that the farm would otherwise ship (None on scratch)."""
+    if not manifest.provided:
+        return None
+    return {"image": manifest.provided[0].provided_by, "saves_bytes": manifest.provided_bytes,
+            "files": len(manifest.provided),
+            "by_origin": _totals(replace(manifest, files=manifest.provided), "origin",
+                                 lambda f: _group(f.origin, f.path))}
 
 
 def _mb(n: int) -> str:
@@ -95,6 +107,12 @@ def table(summary: dict[str, Any]) -> str:
     lines += ["", f"largest {TOP} files:"]
     lines += [f"{_mb(f['bytes'])}  {f['path']}" for f in summary["top_files"]]
     lines += ["", f"--prune would save {_mb(summary['prune_saves_bytes']).strip()}"]
+    base = summary.get("base")
+    if base:
+        lines += ["", f"the final base {base['image']} provides {base['files']} files the "
+                  f"farm needs, byte-identical: {_mb(base['saves_bytes']).strip()} not shipped "
+                  "again"]
+        lines += [f"{_mb(g['bytes'])}  {g['files']:6d}  {g['origin']}" for g in base["by_origin"]]
     for c in summary["conflicts"]:
         lines.append(f"soname conflict {c['soname']}: {', '.join(sorted(c['files']))}")
     return "\n".join(lines)
