@@ -96,7 +96,10 @@ class Own:
             out = _podman("images", "--format", "{{.Repository}}:{{.Tag}}")
             names = out.split()
         else:
-            names = [t for image in self.engine.images.list() for t in image.tags]
+            # One listing call: images.list() inspects each image after listing, and an
+            # image another build removes meanwhile would fail it.
+            names = [t for image in self.engine.api.images() for t in image.get("RepoTags")
+                     or () if t != "<none>:<none>"]
         return sorted(n for n in names if any(m in n for m in self.markers))
 
     def temporary(self) -> list[str]:
