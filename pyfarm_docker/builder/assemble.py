@@ -66,26 +66,23 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     bytecode = plan.bytecode_sources(p)
     return plan.Plan(options.prefix, python, tuple(p.entries.values()), tuple(natives.rpaths),
                      tuple(p.warnings), tuple(natives.conflicts), bytecode,
-                     plan.sourceless(p, bytecode), frozenset(p.prunable), base=base)
+                     plan.sourceless(p, bytecode), frozenset(p.prunable), tuple(p.zipped), base)
 
 
 def _add_site_hook(p: plan.Planner, interp: Interpreter, sites: list[PurePosixPath]) -> None:
     dest = p.under("python", "lib", interp.version_dir, "sitecustomize.py")
     original = Path(interp.stdlib, "sitecustomize.py")
     p.entries.pop(dest, None)
-    p.text(dest, plan.site_hook(sites, original if original.exists() else None),
-           "runtime", "essential")
+    p.text(dest, plan.site_hook(sites, original if original.exists() else None,
+                                bool(p.zipped)), "runtime", "essential")
 
 
 def _add_sbom(p: plan.Planner, trace: Trace, epoch: int) -> None:
     """SPDX document in the farm, dpkg status.d entries where scanners look for them."""
-    stdlib_marker = [str(Path(trace.interpreter.stdlib, "os.py"))]
-    debian = sbom.debian_packages(sbom.native_sources(p.entries.values()) + stdlib_marker)
-    document = sbom.spdx(PurePosixPath(trace.app_dir).name or "app",
-                         sbom.python_packages(trace.distributions), debian, epoch)
+    found = sbom.build(trace, list(p.entries.values()), p.prefix, epoch)
     dest = PurePosixPath(str(Runtime(p.prefix).sbom).lstrip("/"))
-    p.text(dest, json.dumps(document, indent=1) + "\n", "app", "essential")
-    for name, stanza in debian.items():
+    p.text(dest, json.dumps(found.document, indent=1) + "\n", "app", "essential")
+    for name, stanza in found.debian.items():
         p.text(PurePosixPath(sbom.STATUS_DIR, name), stanza, "runtime", "essential")
 
 
