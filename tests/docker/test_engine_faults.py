@@ -87,7 +87,7 @@ def test_a_killed_verify_container(own: Own, client: Any,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     """Someone kills the image's container while verify runs it: verify fails in one line
     (exit 7) and removes both containers."""
-    project = own.project("import time\ntime.sleep(30)\nprint('slept')\n")
+    project = own.project("import time\ntime.sleep(8)\nprint('slept')\n")
     built = build_image(build_options(project.path, project.tag, DEBIAN, network="none",
                                       verify=True), report=lambda _: None)
     builder = built.builder_tag
