@@ -33,8 +33,9 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/mypy scripts/check-corpus
 
+# The unit tier runs with no network, Docker, pyenv Python or compiler (see the script).
 unit: venv
-	$(BIN)/pytest tests/unit
+	tests/run-unit-isolated
 
 host: venv
 	$(BIN)/pytest tests/host
@@ -47,7 +48,8 @@ corpus: venv docker
 
 test: venv docker lint
 	scripts/test-deps
-	$(BIN)/pytest tests
+	tests/run-unit-isolated -q
+	$(BIN)/pytest tests/host tests/docker
 	$(BIN)/python scripts/check-corpus $(CORPUS)/*
 
 bench: venv docker
