@@ -141,6 +141,9 @@ def assemble(options: AssembleOptions, patcher: patch.ElfPatcher | None = None) 
             patcher or patch.Patchelf(),
         )
         _swap_in(staging, options.output)
+    except OSError as exc:  # a full disk, a read-only or vanished output
+        raise AssembleError(f"cannot write the farm to {options.output}: {exc.strerror}",
+                            "free some space, or choose another -o") from None
     finally:
         os.umask(umask)
         shutil.rmtree(staging, ignore_errors=True)

@@ -18,7 +18,7 @@ import pytest
 from pyfarm_docker import cli
 from pyfarm_docker.builder.assemble import AssembleOptions, assemble
 from pyfarm_docker.builder.tracer import TraceOptions, run_trace
-from pyfarm_docker.errors import UsageError
+from pyfarm_docker.errors import AssembleError, UsageError
 
 APP = "import json\nprint(json.dumps({'ok': True}))\n"
 
@@ -176,3 +176,22 @@ def test_a_child_that_outlives_the_app_does_not_hold_the_trace(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert done.stdout == "parent done\n"
     assert json.loads((tmp_path / "t.json").read_text())["exit_status"] == 0
+
+
+def test_a_full_disk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real filesystem that fills up (a 2 MB tmpfs): one line, exit 4, nothing left."""
+    trace = _trace(tmp_path)
+    small = tmp_path / "small"
+    small.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)],
+                           capture_output=True, text=True, check=False)
+    if mount.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (the tests run as root): {mount.stderr}")
+    try:
+        code = cli.main(["assemble", str(trace), "-o", str(small / "out")])
+        err = capsys.readouterr().err
+        assert code == AssembleError.exit_code, err
+        assert "No space left on device" in err and err.count("\n") <= 2
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
