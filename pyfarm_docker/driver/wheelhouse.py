@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +268,7 @@ def download(requirements: Sequence[str], dest: Path, target: Target,
         cmd += ["--platform", tag]
     cmd += ["--dest", str(dest)]
     tried: set[str] = set()
+    why_not = ""
     while True:
         extra = ["--find-links", str(built / "wheels")] if built and tried else []
         proc = _run_pip([*cmd, *extra, *requirements])
@@ -274,7 +276,8 @@ def download(requirements: Sequence[str], dest: Path, target: Target,
         if built is None or missing is None or missing.group(1) in tried:
             break
         tried.add(missing.group(1))
-        if not _build_from_sdist(missing.group(1), built, target, requirements):
+        why_not = _build_from_sdist(missing.group(1), built, target, requirements)
+        if why_not:
             break
     if proc.returncode != 0:
         line = _last_error_line(proc.stdout)
@@ -286,8 +289,8 @@ def download(requirements: Sequence[str], dest: Path, target: Target,
             )
         if missing is not None:
             raise UsageError(
-                f"{missing.group(1)} has no wheel for {what} (tags {target_tags(target)})"
-                + (" and its sdist does not build into one that fits" if built else ""),
+                f"{line.removeprefix('ERROR: ')}: no wheel for {what} "
+                f"(tags {target_tags(target)})" + (f"; {why_not}" if why_not else ""),
                 hint="pick a version that ships a wheel for this Python and glibc, or build "
                 "the wheel yourself and pass a directory of wheels with --wheelhouse",
             )
@@ -343,12 +346,30 @@ def _wheel_fits(wheel: Path, target: Target) -> bool:
     return "none" in abis and bool(pythons & {cp, "py3", f"py3{minor}"})
 
 
+_NATIVE_SOURCES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".rs", ".f", ".f90", ".go")
+
+
+def _native_sources(sdist: Path) -> list[str]:
+    """Compiled-language sources in an sdist: its wheel would be built for this host."""
+    try:
+        if sdist.name.endswith(".zip"):
+            with zipfile.ZipFile(sdist) as zf:
+                names = zf.namelist()
+        else:
+            with tarfile.open(sdist) as tf:
+                names = tf.getnames()
+    except (OSError, tarfile.TarError, zipfile.BadZipFile):
+        return []
+    return [n for n in names if n.endswith(_NATIVE_SOURCES) or n.endswith("/Cargo.toml")]
+
+
 def _build_from_sdist(requirement: str, built: Path, target: Target,
-                      requirements: Sequence[str]) -> bool:
-    """Fetch ``requirement``'s sdist and build it into ``built/wheels`` on this host; a
-    hashed requirement line (from a lock) is checked against its sdist hash, and its hashes
-    are replaced by the built wheel's in the requirement files, so pip's hash check
-    still holds. True when a fitting wheel was built."""
+                      requirements: Sequence[str]) -> str:
+    """Fetch ``requirement``'s sdist and build it into ``built/wheels`` on this host, when
+    it is pure Python (a native one would build for this host, not the target); a hashed
+    requirement line (from a lock) is checked against its sdist hash, and its hashes are
+    replaced by the built wheel's in the requirement files, so pip's hash check still
+    holds. Returns "" when a fitting wheel was built, else why not."""
     name = re.split(r"[=<>!~;\[ ]", requirement, maxsplit=1)[0]
     sdists, wheels = built / "sdists", built / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
@@ -359,12 +380,16 @@ def _build_from_sdist(requirement: str, built: Path, target: Target,
                     "--no-input", "--progress-bar", "off", "--no-deps", "--no-binary=:all:",
                     *_index_args(requirements), "--dest", str(sdists), "-r", str(spec_file)])
     if got.returncode != 0:
-        return False
+        return f"no sdist either ({_last_error_line(got.stdout)})"
     norm = locks.normalize(name).replace("-", "_")
     sdist = [p for p in sdists.iterdir()
              if locks.normalize(p.name).replace("-", "_").startswith(norm + "_")]
     if not sdist:
-        return False
+        return "no sdist either"
+    native = _native_sources(sdist[0])
+    if native:
+        return (f"its sdist {sdist[0].name} has native code ({native[0]}), which would be "
+                "built for this host, not the target")
     before = set(wheels.glob("*.whl"))
     done = _run_pip([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check",
                      "--no-input", "--progress-bar", "off", "--no-deps",
@@ -373,12 +398,13 @@ def _build_from_sdist(requirement: str, built: Path, target: Target,
     if done.returncode != 0 or not new or not all(_wheel_fits(w, target) for w in new):
         for wheel in new:
             wheel.unlink()
-        return False
+        return (f"its sdist {sdist[0].name} does not build into a wheel that fits: "
+                f"{_last_error_line(done.stdout) if done.returncode else new[0].name}")
     if hashed and all(Path(f).resolve().is_relative_to(built.parent.resolve())
                       for f in _requirement_files(requirements)):
         digest = hashlib.sha256(new[0].read_bytes()).hexdigest()
         _rehash(name, requirements, f"--hash=sha256:{digest}")
-    return True
+    return ""
 
 
 def _index_args(requirements: Sequence[str]) -> list[str]:

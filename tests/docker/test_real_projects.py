@@ -348,6 +348,8 @@ probes = [{method = "GET", path = "/", expect_status = 200}]
     result = _build(project)
     trace = _trace(client, f"{result.tag}-builder")
     assert len(trace["processes"]) >= 3, trace["processes"]  # the arbiter and two workers
+    # Only a worker imports the app (no --preload), and gunicorn's sync worker module.
+    assert {"wsgiapp", "gunicorn.workers.sync"} <= set(trace["modules"])
 
 
 ASGI_APP = """import json
@@ -375,6 +377,8 @@ probes = [{method = "GET", path = "/", expect_status = 200}]
     trace = _trace(client, f"{result.tag}-builder")
     spawned = [p for p in trace["processes"] if "multiprocessing" in " ".join(p["argv"])]
     assert len(spawned) >= 2, trace["processes"]  # two spawned workers
+    # Only the spawned workers import the app and serve HTTP (h11).
+    assert {"asgiapp", "h11"} <= set(trace["modules"])
 
 
 FORKY = "local/python:3.14-forky"

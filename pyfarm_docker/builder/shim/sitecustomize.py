@@ -51,6 +51,10 @@ class _Recorder:
                 self._on_sys_path(args[2])
                 if self.catch_up():
                     self._on_maps()
+            elif event == "exec" and self.catch_up():
+                # A module's code starts running once it is in sys.modules: the last import
+                # of a worker that is killed (never reaching atexit) is recorded too.
+                self._on_maps()
             elif event == "ctypes.dlopen":
                 self._dlopened = True
                 self.emit_once("dlopen", "" if args[0] is None else os.fsdecode(args[0]))  # type: ignore[arg-type]
