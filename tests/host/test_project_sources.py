@@ -100,3 +100,14 @@ def test_native_dependency_without_a_wheel_for_the_target(tmp_path: Path) -> Non
                               "wheel for CPython 3.14 on x86_64")
     assert "cp314-cp314" in message and "manylinux_2_36_x86_64" in message
     assert "native code" in message and "\n" not in message
+
+
+def test_requirements_flag_overrides_the_lock(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    _isolated_cache(monkeypatch, tmp_path)
+    project = _project(tmp_path, _lock("0" * 64))  # the lock would fail: it is not read
+    pins = tmp_path / "prod.txt"
+    pins.write_text("docopt==0.6.2\nsix==1.17.0\n")
+    app = projectinstall.prepare(project, Target("3.11"), lambda _: None, requirements=pins)
+    assert app.source == str(pins)
+    assert app.pins == "docopt==0.6.2\nsix==1.17.0\n"

@@ -362,3 +362,40 @@ def test_free_threaded_interpreter_directories() -> None:
     target = Target("3.13", (2, 36), abiflags=interp.abiflags)
     assert target.free_threaded and target.describe().startswith("CPython 3.13t")
     assert wheelhouse.abi_tag(target) == "cp313t"
+
+
+@pytest.mark.parametrize("syntax", ["portable", "buildkit"])
+@pytest.mark.parametrize("pins", ["click==8.1.7\n", ""])
+def test_hadolint_accepts_the_project_wheel_variants(tmp_path: Path, syntax: str,
+                                                     pins: str) -> None:
+    project = _project(tmp_path / "proj", {"pyproject.toml": '[project]\nname = "x"\n',
+                                           "src/x/__init__.py": "", "src/x/__main__.py": ""})
+    wheel = _wheel(tmp_path, "x", "1.0", {"entry_points.txt": ""})
+    app = wheelhouse.AppInstall([], pins, wheel, "uv.lock")
+    options = projectinstall.with_app(
+        DockerfileOptions(resolve(Flags(path=project)), syntax=syntax), app)
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(render(options))
+    hadolint = Path(sys.executable).parent / "hadolint"
+    done = subprocess.run([str(hadolint), "--no-color", str(dockerfile)], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ("-r /pyfarm/requirements.txt" in dockerfile.read_text()) == bool(pins)
+
+
+def test_uv_index_settings_reach_the_host_download_only(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    project = _project(tmp_path, {
+        "pyproject.toml": '[project]\nname = "u"\n\n[[tool.uv.index]]\nname = "corp"\n'
+                          'url = "https://corp.example/simple"\n\n[[tool.uv.index]]\n'
+                          'name = "pinned"\nurl = "https://pinned.example/simple"\n'
+                          'explicit = true\n',
+        "uv.lock": ""})
+    monkeypatch.setenv("UV_DEFAULT_INDEX", "https://user:token@main.example/simple")
+    monkeypatch.delenv("UV_INDEX", raising=False)
+    monkeypatch.delenv("UV_EXTRA_INDEX_URL", raising=False)
+    index = wheelhouse._index_from_uv(project, wheelhouse.NO_INDEX)
+    assert index.pip_args() == ["--index-url", "https://user:token@main.example/simple",
+                                "--extra-index-url", "https://corp.example/simple"]
+    given = wheelhouse.IndexOptions("https://flag.example/simple")
+    assert wheelhouse._index_from_uv(project, given) is given  # flags win
