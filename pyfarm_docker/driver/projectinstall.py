@@ -62,19 +62,21 @@ def finish(options: DockerfileOptions, app: wheelhouse.AppInstall | None,
     (``app``), or as before; a console-script entry resolved either way."""
     if app is not None:
         return with_app(options, app)
-    spec = resolve_script(options.spec, wheels or [])
+    spec = resolve_script(options.spec, wheels or [], strict=False)
     return replace(options, settings=replace(options.settings, spec=spec))
 
 
-def resolve_script(spec: AppSpec, wheels: Sequence[Path]) -> AppSpec:
+def resolve_script(spec: AppSpec, wheels: Sequence[Path], strict: bool = True) -> AppSpec:
     """``--script NAME`` as the ``module:function`` its distribution declares, called by the
-    image's own python (the farm has no console-script wrappers)."""
+    image's own python (the farm has no console-script wrappers). When the wheels at hand
+    are not all the app installs (``strict`` false: the project installs from its source in
+    the builder), a script none of them declares is looked up when the app starts."""
     name = spec.script
     if name is None:
         return spec
-    if not wheels:  # nothing to read it from here: looked up by importlib.metadata at start
-        return replace(spec, entry=script_entry(name))
     scripts = wheelhouse.console_scripts(wheels)
+    if name not in scripts and not strict:
+        return replace(spec, entry=script_entry(name))
     if name not in scripts:
         known = ", ".join(sorted(scripts)) or "none"
         raise UsageError(f"no installed distribution declares the console script {name!r}",
