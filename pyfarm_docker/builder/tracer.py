@@ -95,8 +95,13 @@ class TracedRun:
             options.command, cwd=options.cwd, env=env, stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        self._sink = stderr
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Tee the app's stderr and sample its maps (called inside the caller's cleanup)."""
         self._threads = [
-            threading.Thread(target=self._tee, args=(stderr,), daemon=True),
+            threading.Thread(target=self._tee, args=(self._sink,), daemon=True),
             threading.Thread(target=self._sample, daemon=True),
         ]
         for thread in self._threads:
@@ -200,6 +205,7 @@ def _execute(options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> tupl
     run = TracedRun(options, log, stderr)
     answers: list[ProbeAnswer] = []
     try:
+        run.start()
         if options.port is None:
             status = _run_script(run)
         else:

@@ -157,13 +157,21 @@ def test_sigterm_stops_the_app_and_cleans_up(tmp_path: Path) -> None:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    app_pid = int(pid_file.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(app_pid, 0)
+    assert _gone(int(pid_file.read_text()))
     assert list(temp.iterdir()) == []
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie waiting for a PID 1 that does not reap (the
+    isolated unit runner's namespace has one)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_a_child_that_outlives_the_app_does_not_hold_the_trace(tmp_path: Path) -> None:
