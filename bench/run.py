@@ -495,7 +495,8 @@ def bench_case(case: Path, startup_runs: int, overhead_runs: int) -> dict[str, A
         "case": case.name, "final": cold.final_bytes, "builder": cold.builder_bytes,
         "farm": manifest.total_bytes, "floor": floor_bytes(manifest),
         "trace_s": step_seconds(lines, "pyfarm-docker trace"),
-        "assemble_s": step_seconds(lines, "pyfarm-docker assemble"), "cold_s": cold.seconds,
+        # The assemble step is a JSON exec-form RUN: its words are quoted.
+        "assemble_s": step_seconds(lines, '"assemble"'), "cold_s": cold.seconds,
         "warm_s": warm_s}
     log(f"{case.name}: --prune build")
     result.update(prune(settings, f"{tag}:prune", client))
