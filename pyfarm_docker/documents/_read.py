@@ -106,5 +106,14 @@ def load(path: Path, what: str, hint: str = "") -> Fields:
     return Fields(data, str(path))
 
 
+def parse(data: bytes | str, where: str) -> Fields:
+    """A JSON object from text already in hand (a label, a file read from an image)."""
+    try:
+        parsed = json.loads(data)
+    except ValueError as exc:
+        raise UsageError(f"{where} is not JSON: {exc}") from None
+    return Fields(parsed, where)
+
+
 def dump(data: object) -> str:
     return json.dumps(data, indent=1, sort_keys=True) + "\n"

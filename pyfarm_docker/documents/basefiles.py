@@ -4,14 +4,13 @@ assembler leaves out the farm files the base provides byte-identical."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UsageError
-from ._read import Fields, dump, load
+from ._read import Fields, dump, load, parse
 
 SCHEMA_VERSION = 1
 _MAX_HOPS = 40  # the kernel's own limit on symlinks followed in one path
@@ -115,11 +114,7 @@ class BaseFiles:
 
     @classmethod
     def loads(cls, data: bytes | str, where: str) -> BaseFiles:
-        try:
-            parsed = json.loads(data)
-        except ValueError as exc:
-            raise UsageError(f"{where} is not JSON: {exc}") from None
-        return cls.from_json(Fields(parsed, where))
+        return cls.from_json(parse(data, where))
 
     @classmethod
     def read(cls, path: Path) -> BaseFiles:

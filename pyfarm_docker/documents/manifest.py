@@ -3,13 +3,12 @@ sha256, origin and layer; written by the assembler, read by report and the tests
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ._read import Fields, dump, load
+from ._read import Fields, dump, load, parse
 from .conflicts import SonameConflict
 
 SCHEMA_VERSION = 1
@@ -91,11 +90,7 @@ class Manifest:
 
     @classmethod
     def loads(cls, data: bytes | str, where: str) -> Manifest:
-        try:
-            parsed = json.loads(data)
-        except ValueError as exc:
-            raise UsageError(f"{where} is not JSON: {exc}") from None
-        return cls.from_json(Fields(parsed, where))
+        return cls.from_json(parse(data, where))
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
