@@ -7,7 +7,8 @@ import io
 import json
 import re
 import tarfile
-from typing import Any, Iterator
+import zipfile
+from typing import IO, Any, Iterator
 
 import pytest
 
@@ -25,6 +26,7 @@ PLANTED = "pyfarm-test/import-all:planted"
 # wave: a pure-Python stdlib module stdlib_tour never imports, so only import-all can notice.
 _WAVE = re.compile(r"lib/python3\.\d+/wave\.py$")
 _WAVE_PYC = re.compile(r"lib/python3\.\d+/__pycache__/wave\.[^/]*pyc$")
+_STDLIB_ZIP = re.compile(r"lib/python3\d+\.zip$")
 
 
 def _options(**changes: Any) -> Any:
@@ -58,6 +60,13 @@ def _planted(client: Any, image: str, reference: str) -> str:
                 member.size = len(planted)
                 target.addfile(member, io.BytesIO(planted))
                 continue
+            if _STDLIB_ZIP.search(member.name) and member.isfile():
+                data = _replant_zip(source.extractfile(member), planted)  # type: ignore[arg-type]
+                if data is not None:
+                    found.append(f"{member.name}/wave.py")
+                    member.size = len(data)
+                    target.addfile(member, io.BytesIO(data))
+                    continue
             target.addfile(member, source.extractfile(member) if member.isfile() else None)
     assert found, "the farm has no wave.py to plant into"
     config = client.images.get(image).attrs["Config"]
@@ -68,6 +77,18 @@ def _planted(client: Any, image: str, reference: str) -> str:
     client.api.import_image_from_data(out.getvalue(), repository=repo, tag=tag,
                                       changes=changes)
     return reference
+
+
+def _replant_zip(archive: IO[bytes], planted: bytes) -> bytes | None:
+    """The stdlib zip (where untouched stdlib modules ship) with its wave.py replaced, or
+    None when it holds no wave.py."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(out, "w") as target:
+        if "wave.py" not in source.namelist():
+            return None
+        for info in source.infolist():
+            target.writestr(info, planted if info.filename == "wave.py" else source.read(info))
+    return out.getvalue()
 
 
 @pytest.fixture
