@@ -367,11 +367,13 @@ def bytecode_sources(p: Planner) -> frozenset[PurePosixPath]:
 
 def sourceless(p: Planner, bytecode: frozenset[PurePosixPath]) -> frozenset[PurePosixPath]:
     """With prune, the stdlib's and distributions' compiled modules lose their source; the
-    app keeps its own, and the stdlib its landmark ``os.py``."""
+    app keeps its own, the stdlib its landmark ``os.py``, and a package any .py the run
+    read as a file (OpenCV exec's its config.py; inspect.getsource reads sources)."""
     if not p.policy.prune:
         return frozenset()
     landmark = p.under("python", "lib")
     return frozenset(d for d in bytecode if p.entries[d].origin != "app"
+                     and p.entries[d].source not in p.usage.opened
                      and not (d.name == "os.py" and d.parent.parent == landmark))
 
 

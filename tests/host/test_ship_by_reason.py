@@ -182,3 +182,32 @@ def test_pruned_farm_behaves_like_the_app(case: Path, tmp_path: Path) -> None:
     else:
         expected, got = corpusrun.run_script(normal, app), corpusrun.run_script(farm, app)
     assert corpusrun.comparable(got) == corpusrun.comparable(expected), got.stderr[-3000:]
+
+
+def test_prune_keeps_a_source_the_run_read_as_a_file(tmp_path: Path) -> None:
+    """A package that exec's one of its .py files (as OpenCV does with its config.py) still
+    finds it with --prune; modules it only imported lose their source."""
+    site, app = tmp_path / "site", tmp_path / "app"
+    app.mkdir()
+    _distribution(site, "loader", {
+        "loader/__init__.py": "import os\nfrom . import helper\n"
+                              "path = os.path.join(os.path.dirname(__file__), 'config.py')\n"
+                              "exec(open(path).read())\n",
+        "loader/helper.py": "X = 1\n", "loader/config.py": "CONFIGURED = True\n"})
+    (app / "app.py").write_text("import loader\nprint(loader.CONFIGURED, loader.helper.X)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(site)
+    # Once without the tracer, so the modules load from their .pyc (as after pip install).
+    subprocess.run([HOST_PYTHON, "app.py"], cwd=app, env=env, check=True, capture_output=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", str(site))
+        run_trace(TraceOptions((HOST_PYTHON, "app.py"), tmp_path / "trace.json", cwd=app))
+    manifest = assemble(AssembleOptions(tmp_path / "trace.json", tmp_path / "root",
+                                        prune=True))
+    paths = {f.path for f in manifest.files}
+    assert any(p.endswith("/loader/config.py") for p in paths)
+    assert not any(p.endswith("/loader/helper.py") for p in paths)
+    assert any(p.endswith("/loader/helper.pyc") for p in paths)
+    done = emptyroot.run(tmp_path / "root", [*RUNTIME.entrypoint(("app.py",))],
+                         str(RUNTIME.workdir), dict(RUNTIME.env()))
+    assert (done.returncode, done.stdout) == (0, "True 1\n"), done.stderr
