@@ -331,8 +331,9 @@ def image_size(client: Any, image: str) -> int:
 
 
 def read_file(client: Any, image: str, path: str) -> bytes:
-    """One file's bytes from an image, through a created (never started) container."""
-    container = client.containers.create(image)
+    """One file's bytes from an image, through a created (never started) container. The
+    command given is never run: it only lets images without one (a bare base) be created."""
+    container = client.containers.create(image, ["/never-run"], network_mode="none")
     try:
         stream, _ = container.get_archive(path)
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:

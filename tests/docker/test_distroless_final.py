@@ -87,23 +87,10 @@ def _removed_after(client: Any, *tags: str) -> Iterator[None]:
                 client.images.remove(tag)
 
 
-def _read(client: Any, image: str, path: str) -> bytes:
-    """A file of an image that has no command to create a container with."""
-    container = client.containers.create(image, ["/never-run"], network_mode="none")
-    try:
-        stream, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-            member = archive.extractfile(archive.getmembers()[0])
-            assert member is not None
-            return member.read()
-    finally:
-        container.remove(force=True)
-
-
 def test_distroless_bases_are_made_like_distroless(client: Any, distroless: list[str]) -> None:
     """Packages unpacked into an empty root: no shell, no package manager; the users, CA
     bundle and status.d entries distroless has; the farm's own passwd and group."""
-    builder_bundle = _read(client, DEBIAN, str(runtime.CA_BUNDLE))
+    builder_bundle = engine.read_file(client, DEBIAN, str(runtime.CA_BUNDLE))
     for name in distroless:
         files = image_files(client, name)
         assert not {"bin/sh", "bin/bash", "bin/dash", "usr/bin/apt", "usr/bin/dpkg"} & set(files)
@@ -111,9 +98,9 @@ def test_distroless_bases_are_made_like_distroless(client: Any, distroless: list
         assert files["tmp"][:2] == ("dir", 0o1777)
         assert {"var/lib/dpkg/status.d/libc6", "var/lib/dpkg/status.d/libssl3",
                 "var/lib/dpkg/status.d/tzdata", "etc/os-release"} <= set(files)
-        assert _read(client, name, str(runtime.CA_BUNDLE)) == builder_bundle
-        assert _read(client, name, "/etc/passwd").decode() == PASSWD
-        assert _read(client, name, "/etc/group").decode() == GROUP
+        assert engine.read_file(client, name, str(runtime.CA_BUNDLE)) == builder_bundle
+        assert engine.read_file(client, name, "/etc/passwd").decode() == PASSWD
+        assert engine.read_file(client, name, "/etc/group").decode() == GROUP
         config = client.images.get(name).attrs["Config"]
         assert f"SSL_CERT_FILE={runtime.CA_BUNDLE}" in config["Env"]
     assert "usr/lib/x86_64-linux-gnu/libstdc++.so.6" in image_files(client, DISTROLESS_CC)
