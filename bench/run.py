@@ -37,7 +37,7 @@ from typing import IO, Any, Sequence
 import docker.errors
 
 from pyfarm_docker import runtime, serve
-from pyfarm_docker.documents.manifest import Manifest
+from pyfarm_docker.documents.manifest import FileRecord, Manifest
 from pyfarm_docker.documents.spec import AppSpec
 from pyfarm_docker.driver import engine, report, verify, wheelhouse
 from pyfarm_docker.driver.dockerfile import DockerfileOptions
@@ -231,6 +231,7 @@ print(json.dumps({
     "touched": sum(files.values()), "touched_files": len(files),
     "touched_tzdata": sum(s for p, s in files.items() if p.startswith("/usr/share/zoneinfo/")),
     "touched_ca": files.get(os.path.realpath(req["ca"]), 0),
+    "touched_floor_paths": [p for p in req["floor_paths"] if os.path.realpath(p) in files],
     "touched_largest": sorted(files.items(), key=lambda f: -f[1])[:8],
 }))
 """
@@ -292,14 +293,17 @@ def strace_dir() -> Path:
     return root
 
 
-def measure_in_builder(client: Any, builder: str, strace: Path, runs: int) -> dict[str, Any]:
-    """Plain and traced run times of the app in its builder image, and its touched set."""
+def measure_in_builder(client: Any, builder: str, strace: Path, runs: int,
+                       floor_paths: list[str]) -> dict[str, Any]:
+    """Plain and traced run times of the app in its builder image, its touched set, and
+    which of ``floor_paths`` it touched."""
     loader = sorted((strace / "lib").glob("ld-linux*"))[0].name
     command = [str(_STRACE_MOUNT / "lib" / loader), "--library-path",
                str(_STRACE_MOUNT / "lib"), str(_STRACE_MOUNT / "bin" / "strace")]
     request = {"spec": str(runtime.BUILDER_SPEC), "python": str(BUILDER_PYTHON),
                "cwd": str(BUILDER_SOURCE), "tool": str(runtime.BUILDER_TOOL),
-               "strace": command, "runs": runs, "ca": str(runtime.CA_BUNDLE)}
+               "strace": command, "runs": runs, "ca": str(runtime.CA_BUNDLE),
+               "floor_paths": floor_paths}
     kwargs: dict[str, Any] = {
         "entrypoint": [str(runtime.BUILDER_TOOL.parent / "python")],
         "command": ["-c", _IN_BUILDER, json.dumps(request)],
@@ -345,23 +349,70 @@ def _member(archive: tarfile.TarFile, name: str) -> IO[bytes]:
     return stream
 
 
-def floor_bytes(manifest: Manifest) -> dict[str, int]:
-    """What any image of a Python app on this base must hold: interpreter, libc, loader,
-    tzdata and CA bundle, as the farm ships them."""
-    parts = dict.fromkeys(("interpreter", "libc", "loader", "tzdata", "ca"), 0)
+RUNTIME_FLOOR = ("interpreter", "libc", "loader", "tzdata", "ca")
+# What every default farm ships besides the runtime floor, whatever the app: the other
+# essential files (ldconfig, NSS, gconv, /etc files, the SBOM), the stdlib modules shipped
+# only so that they import (the stdlib zip among them, and untraced lib-dynload modules),
+# and the native libraries only those untraced stdlib extension modules need.
+COMPLETENESS_FLOOR = ("essentials", "stdlib", "stdlib_closure")
+
+
+def floor_part(f: FileRecord, reals: dict[str, FileRecord]) -> str | None:
+    """Which part of the default farm's floor a manifest file belongs to, if any.
+    ``reals``: the farm's native objects by file name, to follow "closure of X" to X."""
+    name = PurePosixPath(f.path).name
+    if f.origin == "interpreter" or name.startswith("libpython"):
+        return "interpreter"
+    if name.startswith("libc.so"):
+        return "libc"
+    if name.startswith("ld-linux"):
+        return "loader"
+    if f.path.startswith("/usr/share/zoneinfo/"):
+        return "tzdata"
+    if f.path == str(runtime.CA_BUNDLE):
+        return "ca"
+    if f.reason == "essential":
+        return "essentials"
+    if f.reason == "complete" and f.origin == "stdlib":
+        return "stdlib"
+    seen = {f.path}
+    while f.reason.startswith("closure of "):
+        # The manifest names one object that needs it; follow to the end of that chain.
+        user = reals.get(f.reason[len("closure of "):])
+        if user is None or user.path in seen:
+            return None
+        seen.add(user.path)
+        f = user
+    if f.reason == "essential":
+        return "essentials"
+    if f.reason == "complete" and f.origin == "stdlib":
+        return "stdlib_closure"
+    return None
+
+
+def floor_files(manifest: Manifest) -> dict[str, list[FileRecord]]:
+    """The default farm's floor, by part (RUNTIME_FLOOR, then COMPLETENESS_FLOOR)."""
+    reals = {PurePosixPath(f.path).name: f for f in manifest.files
+             if PurePosixPath(f.path).parent.name == "r"}
+    parts: dict[str, list[FileRecord]] = {k: [] for k in RUNTIME_FLOOR + COMPLETENESS_FLOOR}
     for f in manifest.files:
-        name = PurePosixPath(f.path).name
-        if f.origin == "interpreter" or name.startswith("libpython"):
-            parts["interpreter"] += f.size
-        elif name.startswith("libc.so"):
-            parts["libc"] += f.size
-        elif name.startswith("ld-linux"):
-            parts["loader"] += f.size
-        elif f.path.startswith("/usr/share/zoneinfo/"):
-            parts["tzdata"] += f.size
-        elif f.path == str(runtime.CA_BUNDLE):
-            parts["ca"] += f.size
+        part = floor_part(f, reals)
+        if part is not None:
+            parts[part].append(f)
     return parts
+
+
+def floor_bytes(manifest: Manifest) -> dict[str, int]:
+    return {k: sum(f.size for f in files) for k, files in floor_files(manifest).items()}
+
+
+def floor_system_paths(manifest: Manifest) -> list[str]:
+    """The floor's essential files outside the prefix (/sbin/ldconfig, /etc/services, ...):
+    strace in the builder tells which of them the run touched there too. Those under the
+    prefix are the tool's own (SBOM, sitecustomize): no run touches them."""
+    prefix = manifest.prefix.rstrip("/") + "/"
+    return sorted(f.path for f in floor_files(manifest)["essentials"]
+                  if not f.path.startswith(prefix))
 
 
 # --- start-up -------------------------------------------------------------------------------
@@ -503,7 +554,11 @@ def bench_case(case: Path, startup_runs: int, overhead_runs: int) -> dict[str, A
     log(f"{case.name}: import-all")
     result.update(import_all(client, tag, cold.builder_tag))
     log(f"{case.name}: touched set (strace) and tracer overhead, in the builder")
-    result.update(measure_in_builder(client, cold.builder_tag, strace_dir(), overhead_runs))
+    measured = measure_in_builder(client, cold.builder_tag, strace_dir(), overhead_runs,
+                                  floor_system_paths(manifest))
+    sizes = {f.path: f.size for f in manifest.files}
+    measured["touched_essentials"] = sum(sizes[p] for p in measured["touched_floor_paths"])
+    result.update(measured)
     log(f"{case.name}: compressed sizes")
     result.update(final_gzip=gzip_bytes(client, tag),
                   builder_gzip=gzip_bytes(client, cold.builder_tag))
@@ -547,26 +602,41 @@ def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value / MB:.1f}"
 
 
-def _floor_extra(r: dict[str, Any]) -> int:
-    """Floor bytes the run did not touch (tzdata and the CA bundle the farm ships whole):
-    no image can be smaller than the touched set plus these."""
+def untouched_floor(r: dict[str, Any]) -> dict[str, int]:
+    """Bytes of the default farm's floor that the run did not touch: runtime (the tzdata
+    and CA bundle beyond what it read, the other essential files it did not open) and
+    stdlib completeness (modules shipped because the run did not use them, and their
+    native closure). No default farm can be smaller than the touched set plus these."""
     floor: dict[str, int] = r["floor"]
-    touched_tz: int = r["touched_tzdata"]
-    touched_ca: int = r["touched_ca"]
-    return max(0, floor["tzdata"] - touched_tz) + max(0, floor["ca"] - touched_ca)
+    runtime_bytes = (max(0, floor["tzdata"] - r["touched_tzdata"])
+                     + max(0, floor["ca"] - r["touched_ca"])
+                     + max(0, floor.get("essentials", 0) - r.get("touched_essentials", 0)))
+    return {"runtime": runtime_bytes,
+            "stdlib": floor.get("stdlib", 0) + floor.get("stdlib_closure", 0)}
 
 
-def _ratio_cell(r: dict[str, Any], size: float | None, target: float | None) -> str:
+def _ratio_cell(r: dict[str, Any], size: float | None, target: float | None,
+                complete: bool = True) -> str:
+    """A farm's size against the touched set; where it fails, what the floor allows at
+    best: the touched set plus the floor's untouched bytes (the stdlib completeness part
+    only for a ``complete`` farm: --prune does not ship it)."""
     if size is None:
         return "failed"
     ratio = size / r["touched"]
     if target is None:
         return f"{_mb(size)} = {ratio:.2f}x (no target)"
     cell = f"{_mb(size)} = {ratio:.2f}x ({_ok(ratio <= target)} <= {target})"
-    best = (r["touched"] + _floor_extra(r)) / r["touched"]
-    if ratio > target and best > target:
-        cell += f", floor: at best {best:.2f}x"
-    return cell
+    if ratio <= target:
+        return cell
+    extra = untouched_floor(r)
+    if not complete:
+        extra["stdlib"] = 0
+    best = (r["touched"] + sum(extra.values())) / r["touched"]
+    parts = f"runtime {_mb(extra['runtime'])}" + (
+        f" + stdlib {_mb(extra['stdlib'])}" if complete else "")
+    if best > target:
+        return cell + f", floor: at best {best:.2f}x (untouched {parts} MB)"
+    return cell + f", the floor allows {best:.2f}x"
 
 
 def farm_target(r: dict[str, Any]) -> float | None:
@@ -576,7 +646,9 @@ def farm_target(r: dict[str, Any]) -> float | None:
 
 
 def size_row(r: dict[str, Any]) -> str:
-    floor = sum(r["floor"].values())
+    runtime_floor = sum(r["floor"][k] for k in RUNTIME_FLOOR)
+    stdlib_floor = r["floor"].get("stdlib", 0) + r["floor"].get("stdlib_closure", 0)
+    essentials = r["floor"].get("essentials", 0)
     prune_size = r.get("prune_farm")
     prune_target = PRUNE_TARGET_BY_CASE.get(r["case"], PRUNE_TARGET)
     pyi = r["pyinstaller_bytes"]
@@ -585,11 +657,13 @@ def size_row(r: dict[str, Any]) -> str:
     elif prune_size < pyi:
         pyi_cell = f"{_mb(pyi)} (pass)"
     else:
+        floor = runtime_floor + essentials
         why = f", floor {_mb(floor)} >= PyInstaller" if floor >= pyi else ""
         pyi_cell = f"{_mb(pyi)} (FAIL{why})"
     return (f"| {r['case']} | {_mb(r['touched'])} ({r['touched_files']} files) | "
-            f"{_mb(floor)} | {_ratio_cell(r, r['farm'], farm_target(r))} | "
-            f"{_ratio_cell(r, prune_size, prune_target)} | "
+            f"{_mb(runtime_floor)} + {_mb(essentials)} + {_mb(stdlib_floor)} | "
+            f"{_ratio_cell(r, r['farm'], farm_target(r))} | "
+            f"{_ratio_cell(r, prune_size, prune_target, complete=False)} | "
             f"{_mb(r['final'])} / {_mb(r.get('prune_final'))} / {_mb(r['builder'])} / "
             f"{_mb(r['slim_bytes'])} | {_mb(r['final_gzip'])} / {_mb(r.get('prune_gzip'))} / "
             f"{_mb(r['builder_gzip'])} / {_mb(r['slim_gzip'])} | {pyi_cell} |")
@@ -619,7 +693,8 @@ def speed_row(r: dict[str, Any]) -> str:
 
 
 SIZE_HEADER = "\n".join([
-    "| case | touched MB (strace) | floor MB | farm MB / touched | --prune farm MB / touched "
+    "| case | touched MB (strace) | floor MB: runtime + essential files + stdlib "
+    "completeness | farm MB / touched | --prune farm MB / touched "
     "| image MB final / --prune / builder / slim | gzip MB final / --prune / builder / slim "
     "| PyInstaller onedir MB (--prune smaller) |",
     "|---|---|---|---|---|---|---|---|",
@@ -647,10 +722,20 @@ NOTES = f"""Made by `make bench` (bench/run.py) on one machine, in one run (base
   builder image) opened without error or executed, plus the ELF interpreter of each
   executed program; measured by strace inside the builder image, not by the tool's tracer.
   Files opened for writing or creating, and /proc, /sys, /dev and /tmp, do not count.
-- **floor**: interpreter + libc + loader + tzdata + CA bundle, as the farm ships them. Where
-  a ratio fails and even the touched set plus the untouched part of the floor would miss the
-  target, the cell says `floor: at best N.NNx`; where --prune is not smaller than
-  PyInstaller and the floor alone is not either, the cell says so.
+- **floor**: what every default farm ships whatever the app, from its manifest's reasons:
+  the runtime (interpreter + libc + loader + tzdata + CA bundle), the other essential files
+  (ldconfig for find_library, NSS and gconv modules, /etc files, the SBOM) and the stdlib
+  completeness (every stdlib module imports: the modules the run did not use, reason
+  `complete`, the zipped stdlib among them, and the native libraries only those untraced
+  extension modules need, `closure of X` for a stdlib X: libcrypto, Berkeley DB, sqlite,
+  ncurses, readline...). --prune ships the runtime and the essential files, not the
+  completeness part. Where a ratio fails, the cell gives what the floor allows at best:
+  the touched set plus the floor's untouched bytes (the tzdata and CA bundle beyond what
+  the run read, the essential files strace did not see it open, the whole completeness
+  part), as `floor: at best N.NNx (untouched runtime R + stdlib S MB)` when that alone
+  misses the target, else `the floor allows N.NNx` (the rest is the farm's own). Where
+  --prune is not smaller than PyInstaller and the runtime + essential files alone are not
+  either, the cell says so.
 - Targets (issue 14): farm <= {FARM_TARGET}x touched where touched is over
   {FARM_TARGET_MIN_TOUCHED / MB:.0f} MB, <= 1.75x for ctypes_dlopen and module_entry;
   --prune <= {PRUNE_TARGET}x (1.3x ctypes_dlopen) and smaller than PyInstaller onedir;

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pyfarm_docker.documents.manifest import FileRecord, Manifest
 from tests.support.paths import REPO
 
 
@@ -58,18 +59,72 @@ def test_the_loader_of_a_program(tmp_path: Path) -> None:
     assert elf_interp(str(tmp_path / "absent")) is None
 
 
-def _result(tzdata: float) -> dict[str, Any]:
-    floor = {"interpreter": 7e6, "libc": 2e6, "loader": 2e5, "tzdata": tzdata, "ca": 2e5}
+def _result(tzdata: float, stdlib: float = 0) -> dict[str, Any]:
+    floor = {"interpreter": 7e6, "libc": 2e6, "loader": 2e5, "tzdata": tzdata, "ca": 2e5,
+             "essentials": 1e6, "stdlib": stdlib, "stdlib_closure": 0}
     return {"case": "x", "touched": 10e6, "floor": floor, "touched_tzdata": 0,
-            "touched_ca": 2e5}
+            "touched_ca": 2e5, "touched_essentials": 1e6}
 
 
 def test_a_failed_ratio_names_the_floor_only_when_it_is_the_reason() -> None:
-    assert BENCH._ratio_cell(_result(5e6), 16e6, 1.5) == "16.0 = 1.60x (FAIL <= 1.5)"
+    assert BENCH._ratio_cell(_result(5e6), 16e6, 1.5) == (
+        "16.0 = 1.60x (FAIL <= 1.5), the floor allows 1.50x")
     assert BENCH._ratio_cell(_result(6e6), 16e6, 1.5) == (
-        "16.0 = 1.60x (FAIL <= 1.5), floor: at best 1.60x")
+        "16.0 = 1.60x (FAIL <= 1.5), floor: at best 1.60x (untouched runtime 6.0 + stdlib 0.0 MB)")
     assert BENCH._ratio_cell(_result(6e6), 14e6, 1.5) == "14.0 = 1.40x (pass <= 1.5)"
     assert BENCH._ratio_cell(_result(6e6), None, 1.5) == "failed"
+
+
+def test_the_stdlib_completeness_floor_counts_for_the_default_farm_only() -> None:
+    r = _result(1e6, stdlib=5e6)
+    assert BENCH._ratio_cell(r, 18e6, 1.5) == (
+        "18.0 = 1.80x (FAIL <= 1.5), floor: at best 1.60x (untouched runtime 1.0 + stdlib 5.0 MB)")
+    # --prune ships no completeness: only the runtime's untouched part counts.
+    assert BENCH._ratio_cell(r, 13e6, 1.2, complete=False) == (
+        "13.0 = 1.30x (FAIL <= 1.2), the floor allows 1.10x")
+
+
+def _record(path: str, size: int, origin: str, reason: str) -> FileRecord:
+    return FileRecord(path, size, "0" * 64, origin, "runtime", reason)
+
+
+def test_the_floor_of_a_default_farm_by_the_manifest_reasons() -> None:
+    so = ".cpython-311-x86_64-linux-gnu.so"
+    files = (
+        _record("/app/python/bin/python", 7000, "interpreter", "essential"),
+        _record("/app/reals/r/libc.so.6", 2000, "lib:libc.so.6", "traced"),
+        _record("/lib64/ld-linux-x86-64.so.2", 200, "essential", "essential"),
+        _record("/usr/share/zoneinfo/UTC", 100, "essential", "essential"),
+        _record("/etc/ssl/certs/ca-certificates.crt", 300, "essential", "essential"),
+        _record("/sbin/ldconfig", 900, "essential", "essential"),
+        _record("/app/.pyfarm/sbom.spdx.json", 20, "essential", "essential"),
+        _record("/app/python/lib/python311.zip", 1500, "stdlib", "complete"),
+        _record("/app/python/lib/python3.11/json/__init__.py", 10, "stdlib", "traced"),
+        # An untraced stdlib extension module, its library, and that library's own.
+        _record(f"/app/reals/r/_ssl{so}", 50, "stdlib", "complete"),
+        _record("/app/reals/r/libssl.so.3", 700, "lib:libssl.so.3", f"closure of _ssl{so}"),
+        _record("/app/reals/r/libcrypto.so.3", 4900, "lib:libcrypto.so.3",
+                "closure of libssl.so.3"),
+        # A distribution's: it depends on the app, so it is no part of the floor.
+        _record("/app/site-packages/p1/yaml/cyaml.py", 5, "dist:PyYAML", "complete"),
+        _record(f"/app/reals/r/_yaml{so}", 2700, "dist:PyYAML", "traced"),
+        _record("/app/reals/r/libyaml.so", 400, "lib:libyaml.so", f"closure of _yaml{so}"),
+        _record("/app/reals/r/libgone.so", 1, "lib:libgone.so", "closure of gone.so"),
+        _record("/app/app/app.py", 3, "app", "app"),
+    )
+    manifest = Manifest("/app", "3.11", (), files, (), (), (), ())
+    assert BENCH.floor_bytes(manifest) == {
+        "interpreter": 7000, "libc": 2000, "loader": 200, "tzdata": 100, "ca": 300,
+        "essentials": 920, "stdlib": 1550, "stdlib_closure": 5600}
+    # strace is asked about the essential files outside the prefix: not about the tool's own.
+    assert BENCH.floor_system_paths(manifest) == ["/sbin/ldconfig"]
+
+
+def test_the_untouched_floor_leaves_out_what_the_run_read() -> None:
+    r = {"floor": {"interpreter": 7000, "libc": 2000, "loader": 200, "tzdata": 100, "ca": 300,
+                   "essentials": 920, "stdlib": 1550, "stdlib_closure": 5600},
+         "touched_tzdata": 40, "touched_ca": 300, "touched_essentials": 900}
+    assert BENCH.untouched_floor(r) == {"runtime": 60 + 0 + 20, "stdlib": 7150}
 
 
 def test_farm_targets_follow_the_issue() -> None:
