@@ -127,6 +127,16 @@ def test_the_untouched_floor_leaves_out_what_the_run_read() -> None:
     assert BENCH.untouched_floor(r) == {"runtime": 60 + 0 + 20, "stdlib": 7150}
 
 
+def test_start_up_gives_the_ratio_of_medians_and_the_spread() -> None:
+    r = {"final_ms": 500.0, "builder_ms": 400.0,
+         "final_runs_ms": [400.0, 500.0, 600.0, 700.0, 450.0, 500.0, 550.0, 500.0, 500.0, 300.0],
+         "builder_runs_ms": [400.0] * 10}
+    assert BENCH.startup_cell(r) == (
+        "500 / 400 = 1.25 (FAIL, 10 runs); IQR 462-538 / 400-400; paired 1.25 (1.16-1.34)")
+    few = {**r, "final_runs_ms": [500.0, 500.0], "builder_runs_ms": [600.0, 400.0]}
+    assert BENCH.startup_cell(few).startswith("500 / 400 = 1.25 (too few runs to tell, 2 runs)")
+
+
 def test_farm_targets_follow_the_issue() -> None:
     assert BENCH.farm_target({"case": "ctypes_dlopen", "touched": 13e6}) == 1.75
     assert BENCH.farm_target({"case": "stdlib_tour", "touched": 21e6}) == 1.5
