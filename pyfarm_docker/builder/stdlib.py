@@ -5,6 +5,11 @@ imports in the image, except the modules below: GUI and IDE code that cannot run
 container, the test suite and its C helpers, pip's bootstrap wheels and the 2to3 tool.
 ``nis`` too: a dead battery (PEP 594, gone in 3.13) whose native closure is Kerberos.
 A module on this list still ships when the traced run imported it.
+
+Not on it, though Debian's build links it to Berkeley DB (1.9 MB): ``_dbm``. It is no dead
+battery (Debian's 3.13 and 3.14 still build it), and without it ``dbm`` changes silently
+where the run did not use it: before 3.13 a new database is ``dbm.dumb`` files instead of
+Berkeley DB, and opening an existing Berkeley DB one fails with "db file doesn't exist".
 """
 
 from __future__ import annotations
