@@ -238,6 +238,10 @@ def _add_trace(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="seconds to wait for a server's port")
     p.add_argument("--allow-exit-code", type=int, action="append", default=[], metavar="N",
                    help="exit status that still counts as success (repeatable)")
+    p.add_argument("--no-native", dest="native", action="store_false",
+                   help="record only what Python opens, not what native code opens (the "
+                   "native tracer uses ptrace; it adds start-up time to every traced call "
+                   "of open, exec and stat)")
     p.add_argument("command", nargs=argparse.REMAINDER,
                    help="-- python app.py ARGS (with --spec: -- python)")
     p.set_defaults(command_name="trace")

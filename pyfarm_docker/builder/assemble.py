@@ -16,7 +16,7 @@ from ..documents.manifest import Manifest
 from ..documents.trace import Trace
 from ..errors import AssembleError, UsageError
 from ..runtime import Runtime
-from . import basefiles, essentials, farm, ldso, native, patch, plan, sbom
+from . import basefiles, essentials, farm, ldso, native, nativefiles, patch, plan, sbom
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     _add_site_hook(p, trace.interpreter, sites)
     natives = native.plan_native(p, trace, ldso.Resolver(), python)
     essentials.add_essentials(p, trace, natives.interpreter)
+    nativefiles.add_native_files(p, trace)
     _add_sbom(p, trace, options.epoch)
     base = (basefiles.use_base(p, natives, BaseFiles.read(options.provided))
             if options.provided is not None else None)

@@ -25,12 +25,19 @@ def trace_command(args: argparse.Namespace) -> int:
         raise UsageError("--probe needs --port", "probes are sent to a server's port")
     options = TraceOptions(
         command=command, output=args.output, cwd=args.cwd, timeout=args.timeout,
-        port=port, probes=probes, ready_timeout=args.ready_timeout,
+        port=port, probes=probes, ready_timeout=args.ready_timeout, native=args.native,
         allowed_exit_codes=frozenset({0, *args.allow_exit_code}),
     )
     doc = run_trace(options, stderr=sys.stderr.buffer)
+    native = doc.native
+    if native.traced:
+        seen = f", native code read {len(native.read)} files"
+    else:
+        seen = ""
+        if args.native:
+            say(f"warning: native code's file accesses not recorded: {native.note}")
     say(f"traced {len(doc.processes)} process(es): {len(doc.imports)} imports, "
-        f"{len(doc.mapped)} mapped files, {len(doc.distributions)} distributions "
+        f"{len(doc.mapped)} mapped files, {len(doc.distributions)} distributions{seen} "
         f"-> {args.output}")
     return 0
 

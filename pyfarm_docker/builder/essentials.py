@@ -1,6 +1,6 @@
 """What a FROM-scratch image needs besides Python (design.md section 3): the ELF
 interpreter, users, /tmp, certificates, time zones, NSS config, the loader cache
-config, and the data files the traced run opened outside the farm."""
+config, the C.UTF-8 locale, and the data files the traced run opened outside the farm."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ services:  files
 # host.conf says "multi on": without it /etc/hosts answers only its first match.
 _COPIED_AS_IS = ("/etc/services", "/etc/protocols", "/etc/host.conf", "/etc/gai.conf",
                  "/etc/ssl/openssl.cnf")
+# Debian and most glibc distributions; glibc >= 2.35 builds it in as "C.utf8".
+C_LOCALE = "/usr/lib/locale/C.utf8"
 # Secrets the traced run may have opened: refused, with a warning, even then.
 _SECRETS = ("/etc/shadow", "/etc/gshadow", "/etc/ssh/", "/root/", "/home/")
 _NEVER_DATA = ("/tmp/", "/var/tmp/", "/run/", "/proc/", "/sys/", "/dev/", "/etc/ld.so.cache",
@@ -56,13 +58,20 @@ def add_essentials(p: Planner, trace: Trace, loader: str) -> None:
     _add_ldconfig(p)
     _add_certificates(p, trace.interpreter)
     _add_zoneinfo(p, trace.interpreter)
-    _add_gconv(p, trace.mapped)
+    _add_c_locale(p)
     _add_data_files(p, trace)
 
 
 def _add_loader(p: Planner, loader: str) -> None:
     if loader:
         p.file(root_path(loader), os.path.realpath(loader), "runtime", "essential", "essential")
+
+
+def _add_c_locale(p: Planner) -> None:
+    """glibc's C.UTF-8 locale, which the image's LANG names: setlocale(LC_ALL, "") and
+    locale.setlocale(..., "C.UTF-8") work whether or not the traced run called them."""
+    if os.path.isfile(os.path.join(C_LOCALE, "LC_CTYPE")):
+        p.tree(Path(C_LOCALE), root_path(C_LOCALE), "runtime", "essential", "essential")
 
 
 def _add_ldconfig(p: Planner) -> None:
@@ -92,21 +101,6 @@ def _add_zoneinfo(p: Planner, interp: Interpreter) -> None:
                    keep_links=True)
 
 
-def _add_gconv(p: Planner, mapped: tuple[str, ...]) -> None:
-    """iconv modules that C code loaded, with their configuration."""
-    dirs = {os.path.dirname(m) for m in mapped if "/gconv/" in m}
-    for directory in sorted(dirs):
-        for m in mapped:
-            if os.path.dirname(m) == directory:
-                p.file(root_path(m), os.path.realpath(m), "runtime", "essential", "essential")
-        for conf in sorted(Path(directory).glob("gconv-modules*")):
-            if conf.is_file():
-                p.file(root_path(str(conf)), str(conf.resolve()), "runtime", "essential",
-                       "essential")
-            elif conf.is_dir():
-                p.tree(conf, root_path(str(conf)), "runtime", "essential", "essential")
-
-
 def _outside_farm(path: str, trace: Trace) -> bool:
     interp = trace.interpreter
     inside = [interp.stdlib, interp.lib_dynload, trace.app_dir, *(e.path for e in trace.sys_path)]
@@ -114,13 +108,19 @@ def _outside_farm(path: str, trace: Trace) -> bool:
 
 
 def _add_data_files(p: Planner, trace: Trace) -> None:
-    """Files the traced run opened outside the farm keep their absolute paths."""
-    shim = str(Path(__file__).resolve().parent)
+    """Files the traced run opened through Python outside the farm."""
     for path in trace.files_opened:
-        if path.startswith((*_NEVER_DATA, shim)) or not os.path.isfile(path):
-            continue
-        if path.startswith(_SECRETS) and _outside_farm(path, trace):
-            p.warnings.append(f"{path}: the run read it, but it is never shipped (secrets)")
-            continue
-        if _outside_farm(path, trace) and root_path(path) not in p.entries:
-            p.file(root_path(path), os.path.realpath(path), "runtime", "data", "traced")
+        add_data_file(p, path, trace, "traced")
+
+
+def add_data_file(p: Planner, path: str, trace: Trace, reason: str) -> None:
+    """A file the run read outside the farm, at the absolute path it was opened by; never
+    secrets (a warning says so), temporary files or the tracer's own."""
+    shim = str(Path(__file__).resolve().parent)
+    if path.startswith((*_NEVER_DATA, shim)) or not os.path.isfile(path):
+        return
+    outside = _outside_farm(path, trace)
+    if path.startswith(_SECRETS) and outside:
+        p.warnings.append(f"{path}: the run read it, but it is never shipped (secrets)")
+    elif outside and root_path(path) not in p.entries:
+        p.file(root_path(path), os.path.realpath(path), "runtime", "data", reason)

@@ -48,8 +48,9 @@ class Entry:
 
 # Why a file is in the farm: the run used it; a shipped native object needs it ("closure of
 # X"); the image cannot run without it; a distribution's metadata; shipped so that every
-# module of the stdlib and of a shipped distribution imports; the app's own code.
-REASONS = ("traced", "closure", "essential", "metadata", "complete", "app")
+# module of the stdlib and of a shipped distribution imports; the app's own code; the run's
+# native code read it (a locale, terminfo, a C library's data).
+REASONS = ("traced", "closure", "essential", "metadata", "complete", "app", "native")
 
 
 @dataclass(frozen=True)

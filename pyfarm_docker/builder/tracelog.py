@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 _UNESCAPE = {"\\": "\\", "t": "\t", "n": "\n"}
 
 
-def _unescape(value: str) -> str:
+def unescape(value: str) -> str:
     out: list[str] = []
     chars = iter(value)
     for ch in chars:
@@ -58,7 +58,7 @@ def parse_lines(lines: list[str], records: dict[int, ProcessRecord]) -> None:
     for line in lines:
         if not line.endswith("\n"):
             continue
-        parts = [_unescape(p) for p in line[:-1].split("\t")]
+        parts = [unescape(p) for p in line[:-1].split("\t")]
         if len(parts) < 2 or not parts[0].isdigit():
             continue
         pid = int(parts[0])

@@ -23,12 +23,14 @@ from ..documents.trace import (
     Distribution,
     ImpliedFile,
     Module,
+    NativeAccess,
     ProbeAnswer,
     Process,
     SysPathEntry,
     Trace,
 )
 from ..errors import TraceError, UsageError
+from . import nativelog
 from .dists import Owners, scan, top_level
 from .tracelog import ProcessRecord, parse_lines
 
@@ -49,6 +51,7 @@ class TraceOptions:
     probes: tuple[Probe, ...] = ()
     ready_timeout: float = defaults.READY_TIMEOUT
     grace: float = 10.0
+    native: bool = True  # also record what native code opens (pyfarm-fstrace, ptrace)
     allowed_exit_codes: frozenset[int] = field(default_factory=lambda: frozenset({0}))
 
 
@@ -84,6 +87,10 @@ class TracedRun:
     def __init__(self, options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> None:
         self.options = options
         self.log = log
+        self.native_log = log.with_name("native.log")
+        self.wrapped = options.native and nativelog.available()
+        command = (nativelog.wrap(options.command, self.native_log) if self.wrapped
+                   else options.command)
         self.records: dict[int, ProcessRecord] = {}
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
         self._log_offset = 0
@@ -92,7 +99,7 @@ class TracedRun:
         env["PYFARM_TRACE_LOG"] = str(log)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SHIM_DIR), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
-            options.command, cwd=options.cwd, env=env, stderr=subprocess.PIPE,
+            command, cwd=options.cwd, env=env, stderr=subprocess.PIPE,
             start_new_session=True,
         )
         self._sink = stderr
@@ -146,6 +153,22 @@ class TracedRun:
         self._read_log()
         return self.records
 
+    def main_pid(self) -> int:
+        """The app's process: ours, or the native tracer's child when it runs the app."""
+        if self.wrapped:
+            children = [r.pid for r in self.records.values() if r.ppid == self.proc.pid]
+            return min(children, default=-1)
+        return self.proc.pid
+
+    def native(self, interp: Interpreter) -> NativeAccess:
+        if not self.options.native:
+            return NativeAccess(False, "turned off (--no-native)")
+        if not self.wrapped:
+            return NativeAccess(False, nativelog.NOT_INSTALLED)
+        pythons = {os.path.realpath(r.executable) for r in self.records.values()}
+        pythons.add(os.path.realpath(interp.executable))
+        return nativelog.read_log(self.native_log, pythons, (str(self.log.parent),))
+
     def failure(self, what: str) -> TraceError:
         tail = "\n".join(self.stderr_tail)
         return TraceError(f"{what}; last stderr lines:\n{tail}" if tail else what,
@@ -198,9 +221,17 @@ def _stop_server(run: TracedRun) -> None:
         run.proc.wait()
 
 
-def _execute(options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> tuple[
-    dict[int, ProcessRecord], int, int, list[ProbeAnswer]
-]:
+@dataclass
+class _Outcome:
+    records: dict[int, ProcessRecord]
+    main_pid: int
+    status: int
+    answers: list[ProbeAnswer]
+    native: NativeAccess
+
+
+def _execute(options: TraceOptions, interp: Interpreter, log: Path,
+             stderr: IO[bytes] | None) -> _Outcome:
     started = time.monotonic()
     run = TracedRun(options, log, stderr)
     answers: list[ProbeAnswer] = []
@@ -220,7 +251,7 @@ def _execute(options: TraceOptions, log: Path, stderr: IO[bytes] | None) -> tupl
     if options.port is None and status not in options.allowed_exit_codes:
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
         raise run.failure(f"the app {how} while traced")
-    return records, run.proc.pid, run.proc.returncode, answers
+    return _Outcome(records, run.main_pid(), run.proc.returncode, answers, run.native(interp))
 
 
 def run_trace(options: TraceOptions, stderr: IO[bytes] | None = None) -> Trace:
@@ -232,8 +263,8 @@ def run_trace(options: TraceOptions, stderr: IO[bytes] | None = None) -> Trace:
                          "stop whatever listens there, or trace with another --port")
     interpreter = describe_interpreter(options.command[0], options.cwd)
     with tempfile.TemporaryDirectory(prefix="pyfarm-trace-") as tmp:
-        records, pid, status, answers = _execute(options, Path(tmp) / "events.log", stderr)
-    trace = merge(options, interpreter, records, pid, status, answers)
+        outcome = _execute(options, interpreter, Path(tmp) / "events.log", stderr)
+    trace = merge(options, interpreter, outcome)
     trace.write(options.output)
     return trace
 
@@ -257,10 +288,10 @@ def _classify(entry: str, interp: Interpreter, app_dir: str) -> str:
     return "site"
 
 
-def merge(options: TraceOptions, interp: Interpreter, records: dict[int, ProcessRecord],
-          main_pid: int, status: int, answers: list[ProbeAnswer]) -> Trace:
+def merge(options: TraceOptions, interp: Interpreter, outcome: _Outcome) -> Trace:
     """Fold every process's record into the trace document."""
-    main = _main_record(records, main_pid)
+    records = outcome.records
+    main = _main_record(records, outcome.main_pid)
     cwd = str((options.cwd or Path.cwd()).resolve())
     sys_path = [os.path.join(cwd, e) if not os.path.isabs(e) else e for e in main.sys_path]
     app_dir = sys_path[0] if sys_path else cwd
@@ -284,7 +315,7 @@ def merge(options: TraceOptions, interp: Interpreter, records: dict[int, Process
         distributions=tuple(dists), unowned=tuple(_unowned(entries, used, dists)),
         processes=tuple(Process(r.pid, r.ppid, r.executable, tuple(r.argv), r.exited)
                         for r in sorted(records.values(), key=lambda r: r.pid)),
-        exit_status=status, probes=tuple(answers),
+        exit_status=outcome.status, probes=tuple(outcome.answers), native=outcome.native,
     )
 
 

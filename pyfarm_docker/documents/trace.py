@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ._read import Fields, dump, load
 from .interpreter import Interpreter
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the native file tracer's records (`native`)
 SYS_PATH_KINDS = ("app", "dynload", "stdlib", "stdlib-zip", "site")
 
 
@@ -70,6 +70,33 @@ class ImpliedFile:
 
 
 @dataclass(frozen=True)
+class NativeAccess:
+    """What the Python processes of the run asked the kernel for, by path, whoever made
+    the call (Python, a C extension, glibc): recorded by the native file tracer."""
+
+    traced: bool
+    note: str = ""  # why it was not traced
+    read: tuple[str, ...] = ()  # opened for reading
+    listed: tuple[str, ...] = ()  # directories opened
+    written: tuple[str, ...] = ()  # opened for writing or created
+    executed: tuple[str, ...] = ()
+    probed: tuple[str, ...] = ()  # stat, access, readlink, O_PATH: found
+    absent: tuple[str, ...] = ()  # looked for and not found (ENOENT, ENOTDIR)
+    programs: tuple[str, ...] = ()  # programs other than Python the run started
+
+    LISTS = ("read", "listed", "written", "executed", "probed", "absent", "programs")
+
+    @classmethod
+    def from_json(cls, f: Fields) -> NativeAccess:
+        return cls(f.flag("traced"), f.text("note", ""),
+                   *(f.texts(name, ()) for name in cls.LISTS))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"traced": self.traced, "note": self.note,
+                **{name: list(getattr(self, name)) for name in self.LISTS}}
+
+
+@dataclass(frozen=True)
 class Process:
     pid: int
     ppid: int
@@ -114,6 +141,7 @@ class Trace:
     processes: tuple[Process, ...]
     exit_status: int
     probes: tuple[ProbeAnswer, ...]
+    native: NativeAccess
 
     def site_dirs(self) -> list[str]:
         return [e.path for e in self.sys_path if e.kind == "site"]
@@ -123,7 +151,7 @@ class Trace:
         version = f.data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise UsageError(f"{f.where} has trace schema {version!r}, this tool reads "
-                             f"{SCHEMA_VERSION}", "trace again with this version")
+                             f"only {SCHEMA_VERSION}", "trace the app again with this version")
         modules = f.object("modules")
         return cls(
             command=f.texts("command"), cwd=f.text("cwd"), kind=f.text("kind"),
@@ -139,6 +167,7 @@ class Trace:
             processes=tuple(Process.from_json(e) for e in f.objects("processes")),
             exit_status=f.integer("exit_status"),
             probes=tuple(ProbeAnswer.from_json(e) for e in f.objects("probes")),
+            native=NativeAccess.from_json(f.object("native")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -159,6 +188,7 @@ class Trace:
             "exit_status": self.exit_status,
             "probes": [{"probe": a.probe, "status": a.status, "body": a.body}
                        for a in self.probes],
+            "native": self.native.to_json(),
         }
 
     def write(self, path: Path) -> None:

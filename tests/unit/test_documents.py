@@ -39,7 +39,9 @@ def _broken(data: dict[str, object], change: str) -> object:
     elif change == "version_info strings":
         broken["interpreter"] = {**data["interpreter"], "version_info": ["3", "11"]}  # type: ignore[dict-item]
     elif change == "old schema":
-        broken["schema_version"] = 0
+        broken["schema_version"] = 1  # before the native tracer's records
+    elif change == "native not an object":
+        broken["native"] = ["/etc/ssl/openssl.cnf"]
     return broken
 
 
@@ -47,7 +49,8 @@ def _broken(data: dict[str, object], change: str) -> object:
     ("no interpreter", "missing key 'interpreter'"),
     ("imports not a list", "imports must be a list, not a string"),
     ("version_info strings", "version_info must be a list of integers"),
-    ("old schema", "trace schema 0"),
+    ("old schema", "has trace schema 1, this tool reads only 2"),
+    ("native not an object", "native must be an object"),
 ])
 def test_malformed_trace(trace_json: dict[str, object], tmp_path: Path, change: str, words: str,
                          capsys: pytest.CaptureFixture[str]) -> None:

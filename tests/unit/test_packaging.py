@@ -1,4 +1,6 @@
-"""The wheel ships the templates; the committed Dockerfile.example is current."""
+"""The tool's own wheel for the builder installs and runs; the committed Dockerfile.example
+is current. (The wheel built by the build backend is checked in the host tier: it compiles
+the native tracer.)"""
 
 from __future__ import annotations
 
@@ -12,17 +14,6 @@ import pytest
 from pyfarm_docker import cli
 from pyfarm_docker.driver import selfwheel
 from tests.support.paths import REPO
-
-
-def test_built_wheel_contains_templates(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
-                    str(tmp_path), str(REPO)], check=True, capture_output=True)
-    (wheel,) = tmp_path.glob("pyfarm_docker-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    templates = {n for n in names if n.startswith("pyfarm_docker/templates/")}
-    expected = {"pyfarm_docker/templates/Dockerfile.j2", "pyfarm_docker/templates/final.j2"}
-    assert expected <= templates
-    assert "pyfarm_docker/builder/shim/sitecustomize.py" in names
 
 
 def test_top_level_templates_is_the_package_dir() -> None:

@@ -1,0 +1,159 @@
+"""Host tier: the native file tracer (csrc/fstrace.c) records what C code opens in every
+process and thread of a run that uses threads, signals, fork, spawn and os._exit, without
+changing what the run prints; it falls back to Python-only tracing where ptrace is
+refused; and the wheel built from the sdist carries it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pyfarm_docker.builder.nativelog import FSTRACE
+from pyfarm_docker.builder.tracer import TraceOptions, run_trace
+from pyfarm_docker.documents.trace import Trace
+from tests.support.paths import HOST_PYTHON, REPO
+
+pytestmark = pytest.mark.host
+
+# Each reader opens its own file with libc's fopen (invisible to the audit hook), from a
+# different kind of process or thread; then it checks, with libc's access(), a path that
+# does not exist.
+APP = """import ctypes, multiprocessing, os, signal, subprocess, sys, threading
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+DATA = sys.argv[1]
+
+def read(name):
+    handle = libc.fopen(os.path.join(DATA, name).encode(), b"r")
+    libc.fclose(handle)
+    return bool(handle)
+
+def in_spawned_child(name):
+    read(name)
+
+if __name__ == "__main__":
+    seen = []
+    signal.signal(signal.SIGUSR1, lambda *_: seen.append(read("in-handler.txt")))
+    os.kill(os.getpid(), signal.SIGUSR1)
+    thread = threading.Thread(target=lambda: seen.append(read("in-thread.txt")))
+    thread.start(); thread.join()
+    pid = os.fork()
+    if pid == 0:
+        read("in-fork.txt")
+        os._exit(7)
+    _, status = os.waitpid(pid, 0)
+    child = multiprocessing.get_context("spawn").Process(target=in_spawned_child,
+                                                         args=("in-spawn.txt",))
+    child.start(); child.join()
+    stopped = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    os.kill(stopped.pid, signal.SIGSTOP); os.kill(stopped.pid, signal.SIGCONT)
+    subprocess.run(["true"], check=True)
+    missing = libc.access(os.path.join(DATA, "missing.txt").encode(), os.R_OK)
+    print(seen, os.WEXITSTATUS(status), child.exitcode, stopped.wait(), missing)
+"""
+READERS = ("in-handler.txt", "in-thread.txt", "in-fork.txt", "in-spawn.txt")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    work = tmp_path_factory.mktemp("fstrace")
+    data = work / "data"
+    data.mkdir()
+    for name in READERS:
+        (data / name).write_text(name)
+    (work / "app.py").write_text(APP)
+    return work, data
+
+
+def _trace(work: Path, data: Path, native: bool = True) -> Trace:
+    return run_trace(TraceOptions(command=(HOST_PYTHON, "app.py", str(data)),
+                                  output=work / f"trace-{native}.json", cwd=work,
+                                  native=native))
+
+
+def test_every_process_and_thread_is_recorded(app: tuple[Path, Path]) -> None:
+    work, data = app
+    trace = _trace(work, data)
+    assert trace.native.traced, trace.native.note
+    assert {str(data / name) for name in READERS} <= set(trace.native.read)
+    assert str(data / "missing.txt") in trace.native.absent
+    assert str(data / "missing.txt") not in trace.native.read
+    true = os.path.realpath(shutil.which("true") or "true")
+    assert true in {os.path.realpath(p) for p in trace.native.programs}
+
+
+def test_tracing_does_not_change_the_run(app: tuple[Path, Path]) -> None:
+    work, data = app
+    plain = subprocess.run([HOST_PYTHON, "app.py", str(data)], cwd=work, capture_output=True,
+                           text=True, check=True)
+    traced = subprocess.run([str(FSTRACE), "-o", str(work / "log"), "--", HOST_PYTHON,
+                             "app.py", str(data)], cwd=work, capture_output=True, text=True)
+    assert (traced.returncode, traced.stdout) == (0, plain.stdout)
+    assert plain.stdout.strip() == "[True, True] 7 0 0 -1"
+
+
+def test_exit_status_and_fatal_signal_pass_through(tmp_path: Path) -> None:
+    for code, expected in (("raise SystemExit(3)", 3),
+                           ("import os, signal; os.kill(os.getpid(), signal.SIGTERM)",
+                            -15)):
+        done = subprocess.run([str(FSTRACE), "-o", str(tmp_path / "log"), "--", HOST_PYTHON,
+                               "-c", code])
+        assert done.returncode == expected
+
+
+def test_where_ptrace_is_refused_python_tracing_goes_on(app: tuple[Path, Path]) -> None:
+    """Under another tracer (strace -f follows the fork), PTRACE_SEIZE fails: the run is
+    traced by the shim alone and the trace says why."""
+    work, data = app
+    out = work / "under-strace.json"
+    done = subprocess.run(["strace", "-f", "-o", "/dev/null", sys.executable, "-m",
+                           "pyfarm_docker", "trace", "-o", str(out), "--", HOST_PYTHON,
+                           "app.py", str(data)], cwd=work, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "native code's file accesses not recorded: ptrace is not permitted" in done.stderr
+    trace = Trace.read(out)
+    assert not trace.native.traced and not trace.native.read
+    assert "ctypes" in trace.modules
+
+
+def test_no_native_turns_it_off(app: tuple[Path, Path]) -> None:
+    work, data = app
+    trace = _trace(work, data, native=False)
+    assert (trace.native.traced, trace.native.read) == (False, ())
+    assert "ctypes" in trace.modules
+
+
+def test_the_wheel_built_from_the_sdist_carries_the_tracer(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir",
+                    str(tmp_path), str(REPO)], check=True, capture_output=True)
+    (sdist,) = tmp_path.glob("pyfarm_docker-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = tar.getnames()
+        tar.extractall(tmp_path / "src", filter="data")
+    assert not any(n.endswith("libexec/pyfarm-fstrace") for n in names)
+    (source,) = (tmp_path / "src").iterdir()
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+                    str(tmp_path / "wheel"), str(source)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "wheel").glob("pyfarm_docker-*.whl")
+    assert wheel.name.endswith(f"-py3-none-linux_{os.uname().machine}.whl")
+    archive = zipfile.ZipFile(wheel)
+    member = archive.getinfo("pyfarm_docker/builder/libexec/pyfarm-fstrace")
+    assert member.external_attr >> 16 & 0o111
+    assert {"pyfarm_docker/templates/Dockerfile.j2", "pyfarm_docker/templates/final.j2",
+            "pyfarm_docker/builder/shim/sitecustomize.py"} <= set(archive.namelist())
+    tracer = tmp_path / "fstrace"
+    tracer.write_bytes(archive.read(member))
+    tracer.chmod(0o755)
+    done = subprocess.run([str(tracer), "-o", str(tmp_path / "log"), "--", "true"])
+    assert done.returncode == 0
+    assert (tmp_path / "log").read_text().startswith("traced\t0\t")
