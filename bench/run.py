@@ -66,6 +66,7 @@ PRUNE_TARGET = 1.2
 PRUNE_TARGET_BY_CASE = {"ctypes_dlopen": 1.3}
 TRACE_ASSEMBLE_TARGET_BY_CASE = {"pandas_frame": 8.0, "scale": 25.0}
 OVERHEAD_TARGET = 1.2
+NATIVE_TARGET_BY_CASE = {"pandas_frame": 2.0}  # issue 15: shim + native tracer / plain
 STARTUP_TARGET = 1.0
 INCREMENTAL_TARGET = 1e6
 
@@ -207,17 +208,23 @@ traced = [req["tool"], "trace", "--spec", req["spec"], "-o", "/tmp/bench-trace.j
 # The app's own run under the trace shim alone: what tracing adds to the app, without the
 # tool's start, the interpreter description and writing trace.json.
 from pyfarm_docker.builder.tracer import SHIM_DIR
+from pathlib import Path
+from pyfarm_docker.builder.nativelog import wrap
 shimmed = dict(os.environ, PYFARM_TRACE_LOG="/tmp/bench-shim.log", PYTHONPATH=str(SHIM_DIR))
-plain_s, traced_s, shim_s = [], [], []
+# The app under the shim and the native file tracer, as `trace` runs it (issue 15).
+native = list(wrap(tuple(app), Path("/tmp/bench-native.log")))
+plain_s, traced_s, shim_s, native_s = [], [], [], []
 run(app, server)  # warm the page cache
 for n in range(req["runs"]):
-    for which in ((0, 1, 2) if n % 2 == 0 else (2, 1, 0)):
+    for which in ((0, 1, 2, 3) if n % 2 == 0 else (3, 2, 1, 0)):
         if which == 0:
             plain_s.append(run(app, server))
         elif which == 1:
             traced_s.append(run(traced, False))
-        else:
+        elif which == 2:
             shim_s.append(run(app, server, shimmed))
+        else:
+            native_s.append(run(native, server, shimmed))
 log = "/tmp/bench-strace.log"
 run(req["strace"] + ["-f", "-qq", "-y", "-e", "trace=open,openat,openat2,execve", "-o", log,
                      "--"] + app, server)
@@ -239,8 +246,8 @@ for path in paths:
     files[real] = os.path.getsize(real)
 print(json.dumps({
     "plain_s": statistics.median(plain_s), "traced_s": statistics.median(traced_s),
-    "shim_s": statistics.median(shim_s),
-    "plain_runs": plain_s, "traced_runs": traced_s,
+    "shim_s": statistics.median(shim_s), "native_s": statistics.median(native_s),
+    "native_runs": native_s, "plain_runs": plain_s, "traced_runs": traced_s,
     "touched": sum(files.values()), "touched_files": len(files),
     "touched_tzdata": sum(s for p, s in files.items() if p.startswith("/usr/share/zoneinfo/")),
     "touched_ca": files.get(os.path.realpath(req["ca"]), 0),
@@ -727,6 +734,16 @@ def startup_cell(r: dict[str, Any]) -> str:
             f"{statistics.median(paired):.2f} ({p1:.2f}-{p3:.2f})")
 
 
+def native_cell(r: dict[str, Any]) -> str:
+    """The app under the shim and the native file tracer against the plain app."""
+    if r.get("native_s") is None:
+        return "-"
+    ratio = r["native_s"] / r["plain_s"]
+    target = NATIVE_TARGET_BY_CASE.get(r["case"])
+    verdict = f" ({_ok(ratio <= target)} <= {target:g})" if target else ""
+    return f"{r['native_s']:.2f} / {r['plain_s']:.2f} = {ratio:.2f}{verdict}"
+
+
 def speed_row(r: dict[str, Any]) -> str:
     overhead = r["shim_s"] / r["plain_s"]
     trace_assemble = (r["trace_s"] or 0) + (r["assemble_s"] or 0)
@@ -742,6 +759,7 @@ def speed_row(r: dict[str, Any]) -> str:
             f"{startup_cell(r)} | {ta_cell} | "
             f"{r['shim_s']:.2f} / {r['plain_s']:.2f} = {overhead:.2f} "
             f"({_ok(overhead <= OVERHEAD_TARGET)}); whole trace command {r['traced_s']:.2f} | "
+            f"{native_cell(r)} | "
             f"{r['cold_s']:.0f} / {r['warm_s']:.0f} | "
             f"{r['incremental'] / MB:.2f} ({_ok(r['incremental'] <= INCREMENTAL_TARGET)}) |")
 
@@ -757,8 +775,9 @@ SPEED_HEADER = "\n".join([
     "| case | verify --import-all | --prune verify | start-up ms final / builder, median "
     "(<= 1.0) | trace + assemble s | tracer overhead: the app's run under the shim / plain s "
     "(<= 1.2) "
+    "| with the native file tracer: shim + fstrace / plain s "
     "| build s cold / warm | incremental MB (<= 1) |",
-    "|---|---|---|---|---|---|---|---|",
+    "|---|---|---|---|---|---|---|---|---|",
 ])
 
 
@@ -804,6 +823,8 @@ NOTES = f"""Made by `make bench` (bench/run.py) on one machine, in one run (base
   the app under the trace shim against the plain app (medians of {OVERHEAD_RUNS} interleaved
   runs of each, in one builder container). The whole `pyfarm-docker trace` command, with
   the tool's own start, the interpreter's description and trace.json, is shown beside it.
+  The native file tracer (issue 15: <= 2x for pandas_frame): the app under the shim and
+  pyfarm-fstrace, as `trace` runs it, against the plain app, in the same interleaved runs.
 - **gzip**: the image's layers, each gzip-compressed at level 6, summed: what a registry
   stores. Image sizes are uncompressed, as the engine reports them.
 - **verify --import-all**: every top-level module shipped in the default image imports there
