@@ -27,7 +27,10 @@ _LOCALE_CATEGORY = "LC_"
 
 def add_native_files(p: Planner, trace: Trace) -> None:
     """Add what native code read, and warn about programs the image will not have."""
-    reads = [path for path in trace.native.read if os.path.isfile(path)]
+    # pyvenv.cfg configures the builder's venv; the farm's interpreter is not one.
+    venv_config = os.path.join(trace.interpreter.prefix, "pyvenv.cfg")
+    reads = [path for path in trace.native.read
+             if os.path.isfile(path) and path != venv_config]
     _add_gconv(p, [*trace.mapped, *reads])
     for path in reads:
         if "/gconv/" in path or _is_elf(path):

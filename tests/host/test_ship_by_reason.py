@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pyfarm_docker.builder.assemble import AssembleOptions, assemble
+from pyfarm_docker.builder.plan import REASONS
 from pyfarm_docker.builder.tracer import TraceOptions, run_trace, spec_command
 from pyfarm_docker.documents.manifest import Manifest
 from pyfarm_docker.runtime import Runtime
@@ -153,8 +154,8 @@ def test_bytecode_only_for_imported_modules(farm: tuple[Path, Manifest, str]) ->
 def test_every_file_has_a_reason(farm: tuple[Path, Manifest, str]) -> None:
     _, manifest, _ = farm
     reasons = {f.reason.split(" of ")[0] for f in manifest.files}
-    assert reasons <= {"traced", "closure", "essential", "metadata", "complete", "app"}
-    assert {"traced", "closure", "essential", "metadata", "complete", "app"} <= reasons
+    assert reasons <= set(REASONS)
+    assert {"traced", "closure", "essential", "metadata", "complete", "app", "native"} <= reasons
 
 
 CASES = corpus_cases()
