@@ -10,6 +10,7 @@ CORPUS ?= ../shared/corpus
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml hatch_build.py csrc/fstrace.c
+	scripts/build-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -361,16 +361,15 @@ static void keep_running_on_signals(void) {
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &action, NULL);
 }
 
+/* The command's process: wait until traced, install the filter, run the command. Without
+ * the filter nothing stops it: the run goes on untraced, and the log says so last. */
 static void child(int gate, char **argv) {
     char traced = 0;
     kill(getpid(), SIGSTOP);
     if (read(gate, &traced, 1) != 1) traced = 0;
     close(gate);
-    if (traced == 'T' && install_filter() != 0) {
-        fprintf(stderr, "pyfarm-fstrace: cannot install the seccomp filter: %s\n",
-                strerror(errno));
-        _exit(127);
-    }
+    if (traced == 'T' && install_filter() != 0)
+        emit("untraced", errno, "\tthe kernel refused the seccomp filter");
     execvp(argv[0], argv);
     fprintf(stderr, "pyfarm-fstrace: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -485,7 +484,6 @@ int main(int argc, char **argv) {
     if (pid < 0) return 2;
     if (pid == 0) {
         close(gate[1]);
-        close(log_fd);
         child(gate[0], argv + 4);
     }
     close(gate[0]);
