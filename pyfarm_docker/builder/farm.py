@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..documents.manifest import FileRecord, Manifest
+from ..documents.manifest import FileRecord, Manifest, file_sha256
 from ..errors import AssembleError
 from ..runtime import LAYERS, Runtime, layer_dirs
 from . import basefiles, patch
@@ -86,14 +85,6 @@ def build_ld_cache(root: Path) -> None:
                             "the builder needs glibc's ldconfig")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _of_generated(rel: PurePosixPath, known: dict[PurePosixPath, tuple[str, str, str]]
                   ) -> tuple[str, str, str]:
     """.pyc files go with their source (beside it, or in its place); the loader cache with
@@ -112,7 +103,7 @@ def manifest(plan: Plan, root: Path) -> Manifest:
         if path.is_symlink() or not path.is_file():
             continue
         layer, origin, reason = known.get(rel) or _of_generated(rel, known)
-        files.append(FileRecord("/" + str(rel), path.stat().st_size, _sha256(path), origin,
+        files.append(FileRecord("/" + str(rel), path.stat().st_size, file_sha256(path), origin,
                                 layer, reason))
     return Manifest(
         prefix=str(plan.prefix), python="/" + str(plan.python),

@@ -3,6 +3,7 @@ sha256, origin and layer; written by the assembler, read by report and the tests
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,15 @@ from ._read import Fields, dump, load, parse
 from .conflicts import SonameConflict
 
 SCHEMA_VERSION = 1
+
+
+def file_sha256(path: Path) -> str:
+    """A file's sha256, as the manifest records it (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import docker.errors
 
 from .. import __version__, runtime
+from ..documents.manifest import file_sha256
 from ..errors import UsageError
 from . import engine, oci
 from .registry import Attachment
@@ -75,16 +76,8 @@ def context_digests(context: Path) -> dict[str, str]:
             if path.is_symlink():
                 digests[rel] = _sha256(os.readlink(path).encode())
             elif path.is_file():
-                digests[rel] = _file_sha256(path)
+                digests[rel] = file_sha256(path)
     return dict(sorted(digests.items()))
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _time(seconds: float) -> str:
