@@ -32,7 +32,10 @@ _COPIED_AS_IS = ("/etc/services", "/etc/protocols", "/etc/host.conf", "/etc/gai.
 C_LOCALE = "/usr/lib/locale/C.utf8"
 # Secrets the traced run may have opened: refused, with a warning, even then.
 _SECRETS = ("/etc/shadow", "/etc/gshadow", "/etc/ssh/", "/root/", "/home/")
+# The engine mounts the container's own /etc/hosts, resolv.conf and hostname at run time:
+# the builder's would be wrong, and would make two builds of one app differ.
 _NEVER_DATA = ("/tmp/", "/var/tmp/", "/run/", "/proc/", "/sys/", "/dev/", "/etc/ld.so.cache",
+               "/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/etc/mtab",
                "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/pip.conf",
                "/root/.cache/", "/root/.config/pip/", "/etc/xdg/pip/")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pyfarm_docker.builder.assemble import AssembleOptions, assemble
 from pyfarm_docker.builder.nativelog import FSTRACE
 from pyfarm_docker.builder.tracer import TraceOptions, run_trace
 from pyfarm_docker.documents.trace import Trace
@@ -157,3 +158,17 @@ def test_the_wheel_built_from_the_sdist_carries_the_tracer(tmp_path: Path) -> No
     done = subprocess.run([str(tracer), "-o", str(tmp_path / "log"), "--", "true"])
     assert done.returncode == 0
     assert (tmp_path / "log").read_text().startswith("traced\t0\t")
+
+
+def test_engine_provided_files_never_ship(tmp_path: Path) -> None:
+    """glibc reads /etc/hosts and resolv.conf for getaddrinfo: the engine mounts the
+    container's own at run time, so the builder's must not become part of the image."""
+    (tmp_path / "app.py").write_text(
+        "import socket\nprint(socket.getaddrinfo('localhost', 80)[0][4][1])\n")
+    trace = run_trace(TraceOptions((HOST_PYTHON, "app.py"), tmp_path / "trace.json",
+                                   cwd=tmp_path))
+    assert "/etc/hosts" in trace.native.read
+    manifest = assemble(AssembleOptions(tmp_path / "trace.json", tmp_path / "root"))
+    shipped = {f.path for f in manifest.files}
+    assert not shipped & {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}
+    assert "/etc/nsswitch.conf" in shipped  # the farm's own, not the builder's
