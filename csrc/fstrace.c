@@ -255,20 +255,20 @@ static enum event open_event(unsigned long long flags) {
     return (flags & O_DIRECTORY) ? E_DIR : E_READ;
 }
 
-/* At a traced call's entry: returns 1 when its result is still to be recorded. */
-static int on_entry(pid_t tid) {
+/* At a traced call's entry: leaves it pending when its result is still to be recorded. */
+static void on_entry(pid_t tid) {
     struct user_regs_struct regs;
-    if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0) return 0;
+    if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0) return;
     unsigned long args[6] = {regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9};
     const struct call *call = NULL;
     for (size_t i = 0; i < NCALLS; i++)
         if (CALLS[i].nr == (long)regs.orig_rax) call = &CALLS[i];
-    if (!call) return 0;
+    if (!call) return;
     char raw[PATH_MAX], path[2 * PATH_MAX + 2], exe[PATH_MAX], key[6 * PATH_MAX + 32];
-    if (read_string(tid, args[call->path_arg], raw, sizeof raw) != 0 || raw[0] == 0) return 0;
+    if (read_string(tid, args[call->path_arg], raw, sizeof raw) != 0 || raw[0] == 0) return;
     int dirfd = call->dirfd_arg < 0 ? AT_FDCWD : (int)args[call->dirfd_arg];
-    if (absolute(tid, dirfd, raw, path, sizeof path) != 0) return 0;
-    if (program(tid, exe, sizeof exe) != 0) return 0;
+    if (absolute(tid, dirfd, raw, path, sizeof path) != 0) return;
+    if (program(tid, exe, sizeof exe) != 0) return;
     enum event event = E_PROBE;
     if (call->kind == K_EXEC) event = E_EXEC;
     if (call->kind == K_OPEN) {
@@ -281,14 +281,14 @@ static int on_entry(pid_t tid) {
     n += escape(exe, key + n, sizeof key - n);
     key[n++] = '\t';
     escape(path, key + n, sizeof key - n);
-    if (was_seen(key)) return 0;
+    if (was_seen(key)) return;
     struct pending *p = pending_of(tid, 1);
-    if (!p) return 0;
+    if (!p) return;
     free(p->key);
     p->tid = tid;
     p->event = event;
     p->key = strdup(key);
-    return p->key != NULL;
+    if (!p->key) forget(tid);
 }
 
 static void record(struct pending *p, int err) {
@@ -296,11 +296,17 @@ static void record(struct pending *p, int err) {
     emit(KIND_NAMES[p->event], err, strchr(p->key, '\t') + 1);
 }
 
+/* The kernel's "restart this call" results (ERESTARTSYS..ERESTART_RESTARTBLOCK). */
+#define RESTART_FIRST 512
+#define RESTART_LAST 516
+
 static void on_exit_of_call(pid_t tid) {
     struct pending *p = pending_of(tid, 0);
     if (!p) return;
     long ret = ptrace(PTRACE_PEEKUSER, tid, offsetof(struct user_regs_struct, rax), 0);
-    record(p, ret < 0 && ret > -4096 ? (int)-ret : 0);
+    int err = ret < 0 && ret > -4096 ? (int)-ret : 0;
+    /* An interrupted call says nothing of its path; it is made again, and stops again. */
+    if (err != EINTR && (err < RESTART_FIRST || err > RESTART_LAST)) record(p, err);
     forget(tid);
 }
 
@@ -418,26 +424,32 @@ static void drop_known(pid_t tid) {
 }
 
 /* One stopped tracee: record, then let it go on. */
+/* Let a tracee go on: to the end of its call when that call's result is still to come
+ * (a signal may stop it in between). */
+static void resume(pid_t tid, int sig) {
+    ptrace(pending_of(tid, 0) ? PTRACE_SYSCALL : PTRACE_CONT, tid, 0, sig);
+}
+
 static void on_stop(pid_t tid, int status) {
     int sig = WSTOPSIG(status), event = (unsigned)status >> 16;
     int fresh = first_sight(tid);
     if (sig == (SIGTRAP | 0x80)) {
         on_exit_of_call(tid);
-        ptrace(PTRACE_CONT, tid, 0, 0);
+        resume(tid, 0);
     } else if (event == PTRACE_EVENT_SECCOMP) {
-        ptrace(on_entry(tid) ? PTRACE_SYSCALL : PTRACE_CONT, tid, 0, 0);
+        on_entry(tid);
+        resume(tid, 0);
     } else if (event == PTRACE_EVENT_EXEC) {
         on_exec(tid);
-        ptrace(PTRACE_CONT, tid, 0, 0);
+        resume(tid, 0);
     } else if (event == PTRACE_EVENT_STOP) {
         if (!fresh && is_stop_signal(sig))
             ptrace(PTRACE_LISTEN, tid, 0, 0);  /* a real group-stop: stay stopped */
         else
-            ptrace(PTRACE_CONT, tid, 0, 0);
-    } else if (event != 0) {
-        ptrace(PTRACE_CONT, tid, 0, 0);        /* fork, vfork, clone: the child reports */
+            resume(tid, 0);
     } else {
-        ptrace(PTRACE_CONT, tid, 0, sig);      /* a signal for the tracee: deliver it */
+        /* fork, vfork, clone (the child reports itself), or a signal to deliver */
+        resume(tid, event != 0 ? 0 : sig);
     }
 }
 
