@@ -249,9 +249,13 @@ static size_t escape(const char *in, char *out, size_t size) {
     return n;
 }
 
-static enum event open_event(unsigned long long flags) {
+/* A read-write open of a file that exists (a database) reads it: the image needs it. One
+ * that creates the file, truncates it or only writes does not. */
+static enum event open_event(unsigned long long flags, const char *path) {
     if (flags & O_PATH) return E_PROBE;
-    if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC))) return E_WRITE;
+    if ((flags & O_ACCMODE) == O_WRONLY || (flags & O_TRUNC)) return E_WRITE;
+    if (((flags & O_ACCMODE) == O_RDWR || (flags & O_CREAT)) && access(path, F_OK) != 0)
+        return E_WRITE;
     return (flags & O_DIRECTORY) ? E_DIR : E_READ;
 }
 
@@ -275,7 +279,7 @@ static void on_entry(pid_t tid) {
         unsigned long long flags = call->nr == SYS_open ? args[1]
                                    : call->nr == SYS_openat ? args[2]
                                    : openat2_flags(tid, args[2]);
-        event = open_event(flags);
+        event = open_event(flags, path);
     }
     size_t n = (size_t)snprintf(key, sizeof key, "%s\t", KIND_NAMES[event]);
     n += escape(exe, key + n, sizeof key - n);

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -19,9 +22,12 @@ from pyfarm_docker.builder.assemble import AssembleOptions, assemble
 from pyfarm_docker.builder.nativelog import FSTRACE
 from pyfarm_docker.builder.tracer import TraceOptions, run_trace
 from pyfarm_docker.documents.trace import Trace
+from pyfarm_docker.runtime import Runtime
+from tests.support import emptyroot
 from tests.support.paths import HOST_PYTHON, REPO
 
 pytestmark = pytest.mark.host
+RUNTIME = Runtime()
 
 # Each reader opens its own file with libc's fopen (invisible to the audit hook), from a
 # different kind of process or thread; then it checks, with libc's access(), a path that
@@ -172,3 +178,36 @@ def test_engine_provided_files_never_ship(tmp_path: Path) -> None:
     shipped = {f.path for f in manifest.files}
     assert not shipped & {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}
     assert "/etc/nsswitch.conf" in shipped  # the farm's own, not the builder's
+
+
+@pytest.fixture()
+def srv_dir() -> Iterator[Path]:
+    """A directory outside /tmp (whose files never ship), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="pyfarm-fstrace-", dir="/srv"))
+    yield path
+    shutil.rmtree(path)
+
+
+def test_a_database_the_run_opened_read_write_ships(tmp_path: Path, srv_dir: Path) -> None:
+    """sqlite opens an existing database O_RDWR|O_CREAT, from C: that reads it, so it ships.
+    A database the run creates is its own writing: it does not."""
+    database = srv_dir / "app.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE greeting (word TEXT)")
+        db.execute("INSERT INTO greeting VALUES ('hello from the database')")
+    db.close()
+    (tmp_path / "app.py").write_text(
+        f"import sqlite3\ndb = sqlite3.connect({str(database)!r})\n"
+        "print(db.execute('SELECT word FROM greeting').fetchone()[0])\n"
+        "import sys; sqlite3.connect(sys.argv[1]).execute('CREATE TABLE t (x)')\n")
+    trace = run_trace(TraceOptions((HOST_PYTHON, "app.py", str(srv_dir / "new.db")),
+                                   tmp_path / "trace.json", cwd=tmp_path))
+    assert str(database) in trace.native.read
+    assert str(srv_dir / "new.db") in trace.native.written
+    manifest = assemble(AssembleOptions(tmp_path / "trace.json", tmp_path / "root"))
+    reasons = {f.path: f.reason for f in manifest.files}
+    assert reasons.get(str(database)) == "native"
+    assert str(srv_dir / "new.db") not in reasons
+    done = emptyroot.run(tmp_path / "root", RUNTIME.entrypoint(("app.py", "/tmp/new.db")),
+                         str(RUNTIME.workdir), dict(RUNTIME.env()))
+    assert (done.returncode, done.stdout) == (0, "hello from the database\n"), done.stderr
