@@ -222,7 +222,9 @@ def _stop_server(run: TracedRun) -> None:
 
 
 @dataclass
-class _Outcome:
+class RunOutcome:
+    """What one traced run of the app gave, before it is folded into trace.json."""
+
     records: dict[int, ProcessRecord]
     main_pid: int
     status: int
@@ -231,7 +233,7 @@ class _Outcome:
 
 
 def _execute(options: TraceOptions, interp: Interpreter, log: Path,
-             stderr: IO[bytes] | None) -> _Outcome:
+             stderr: IO[bytes] | None) -> RunOutcome:
     started = time.monotonic()
     run = TracedRun(options, log, stderr)
     answers: list[ProbeAnswer] = []
@@ -251,7 +253,7 @@ def _execute(options: TraceOptions, interp: Interpreter, log: Path,
     if options.port is None and status not in options.allowed_exit_codes:
         how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
         raise run.failure(f"the app {how} while traced")
-    return _Outcome(records, run.main_pid(), run.proc.returncode, answers, run.native(interp))
+    return RunOutcome(records, run.main_pid(), run.proc.returncode, answers, run.native(interp))
 
 
 def run_trace(options: TraceOptions, stderr: IO[bytes] | None = None) -> Trace:
@@ -288,7 +290,7 @@ def _classify(entry: str, interp: Interpreter, app_dir: str) -> str:
     return "site"
 
 
-def merge(options: TraceOptions, interp: Interpreter, outcome: _Outcome) -> Trace:
+def merge(options: TraceOptions, interp: Interpreter, outcome: RunOutcome) -> Trace:
     """Fold every process's record into the trace document."""
     records = outcome.records
     main = _main_record(records, outcome.main_pid)
