@@ -428,6 +428,17 @@ def floor_bytes(manifest: Manifest) -> dict[str, int]:
     return {k: sum(f.size for f in files) for k, files in floor_files(manifest).items()}
 
 
+def kept_sources(manifest: Manifest) -> int:
+    """Bytes of the .py files the default farm ships beside their .pyc: the sources of
+    imported modules, kept for tracebacks' source lines (issue 14). The run read the .pyc,
+    so strace does not count them; they depend on the app, so they are no floor either."""
+    compiled = {(PurePosixPath(f.path).parent.parent, PurePosixPath(f.path).name.split(".")[0])
+                for f in manifest.files
+                if f.path.endswith(".pyc") and PurePosixPath(f.path).parent.name == "__pycache__"}
+    return sum(f.size for f in manifest.files if f.path.endswith(".py")
+               and (PurePosixPath(f.path).parent, PurePosixPath(f.path).stem) in compiled)
+
+
 def floor_system_paths(manifest: Manifest) -> list[str]:
     """The floor's essential files outside the prefix (/sbin/ldconfig, /etc/services, ...):
     strace in the builder tells which of them the run touched there too. Those under the
@@ -585,6 +596,7 @@ def bench_case(case: Path, startup_runs: int, overhead_runs: int) -> dict[str, A
     result: dict[str, Any] = {
         "case": case.name, "final": cold.final_bytes, "builder": cold.builder_bytes,
         "farm": manifest.total_bytes, "floor": floor_bytes(manifest),
+        "kept_sources": kept_sources(manifest),
         "trace_s": step_seconds(lines, "pyfarm-docker trace"),
         # The assemble step is a JSON exec-form RUN: its words are quoted.
         "assemble_s": step_seconds(lines, '"assemble"'), "cold_s": cold.seconds,
@@ -676,7 +688,13 @@ def _ratio_cell(r: dict[str, Any], size: float | None, target: float | None,
         f" + stdlib {_mb(extra['stdlib'])}" if complete else "")
     if best > target:
         return cell + f", floor: at best {best:.2f}x (untouched {parts} MB)"
-    return cell + f", the floor allows {best:.2f}x"
+    cell += f", the floor allows {best:.2f}x"
+    sources = r.get("kept_sources", 0) if complete else 0
+    if sources:
+        with_sources = best + sources / r["touched"]
+        cell += (f", {with_sources:.2f}x with the .py sources kept for tracebacks "
+                 f"({_mb(sources)} MB)")
+    return cell
 
 
 def farm_target(r: dict[str, Any]) -> float | None:
@@ -807,7 +825,9 @@ NOTES = f"""Made by `make bench` (bench/run.py) on one machine, in one run (base
   the touched set plus the floor's untouched bytes (the tzdata and CA bundle beyond what
   the run read, the essential files strace did not see it open, the whole completeness
   part), as `floor: at best N.NNx (untouched runtime R + stdlib S MB)` when that alone
-  misses the target, else `the floor allows N.NNx` (the rest is the farm's own). Where
+  misses the target, else `the floor allows N.NNx` (the rest is the farm's own, such as
+  the .py sources of the modules the run imported, which the default farm keeps beside
+  their .pyc for tracebacks' source lines: the run read only the .pyc). Where
   --prune is not smaller than PyInstaller and the runtime + essential files alone are not
   either, the cell says so.
 - Targets (issue 14): farm <= {FARM_TARGET}x touched where touched is over

@@ -84,6 +84,30 @@ def test_the_stdlib_completeness_floor_counts_for_the_default_farm_only() -> Non
         "13.0 = 1.30x (FAIL <= 1.2), the floor allows 1.10x")
 
 
+def test_the_sources_kept_beside_their_pyc_are_named_where_the_floor_allows_more() -> None:
+    r = {**_result(5e6), "kept_sources": 2e6}
+    assert BENCH._ratio_cell(r, 18e6, 1.5) == (
+        "18.0 = 1.80x (FAIL <= 1.5), the floor allows 1.50x, 1.70x with the .py sources "
+        "kept for tracebacks (2.0 MB)")
+    # --prune ships no sources: they cannot explain its size.
+    assert BENCH._ratio_cell(r, 16e6, 1.5, complete=False) == (
+        "16.0 = 1.60x (FAIL <= 1.5), the floor allows 1.50x")
+
+
+def test_kept_sources_are_the_py_files_beside_a_pyc() -> None:
+    files = (
+        _record("/app/python/lib/python3.11/json/decoder.py", 100, "stdlib", "traced"),
+        _record("/app/python/lib/python3.11/json/__pycache__/decoder.cpython-311.pyc", 70,
+                "stdlib", "traced"),
+        _record("/app/python/lib/python3.11/wave.py", 40, "stdlib", "complete"),
+        _record("/app/site-packages/p1/yaml/__init__.py", 30, "dist:PyYAML", "traced"),
+        _record("/app/site-packages/p1/yaml/__pycache__/__init__.cpython-311.pyc", 20,
+                "dist:PyYAML", "traced"),
+        _record("/app/app/app.py", 3, "app", "app"),
+    )
+    assert BENCH.kept_sources(Manifest("/app", "3.11", (), files, (), (), (), ())) == 130
+
+
 def _record(path: str, size: int, origin: str, reason: str) -> FileRecord:
     return FileRecord(path, size, "0" * 64, origin, "runtime", reason)
 
