@@ -54,7 +54,7 @@ BASE = "local/python:3.11-bookworm"
 STARTUP_MIN_RUNS = 10  # of each image, interleaved, for a verdict (issue 14)
 # More by default: on 2 shared cores `docker run` alone varies by a few hundred ms.
 STARTUP_RUNS = 20
-OVERHEAD_RUNS = 5  # plain and traced runs of the app in the builder, interleaved
+OVERHEAD_RUNS = 9  # plain, shim and traced runs in the builder, interleaved (5 were noisy)
 MB = 1e6
 
 # Targets (issue 14). The default farm's ratio to the touched set applies where the
