@@ -19,54 +19,8 @@ from pyfarm_docker.driver.projectentry import default_entry
 from pyfarm_docker.driver.settings import Flags, resolve
 from pyfarm_docker.driver.target import Target
 from pyfarm_docker.errors import UsageError
+from tests.support.poetrylock import CLICK, COLORAMA, POETRY_LOCK
 
-CLICK = "ae74fb96c20a0277a1d615f1e4d73c8414f5a98db8b799a7931d1582f3390c28"
-COLORAMA = "4f1d9991f5acc0ca119f9d443620b77f9d6b33703e51011c16baf57afb285fc6"
-
-# Poetry 2 (lock-version 2.1): groups and markers per package; six is a dev dependency.
-POETRY_LOCK = f"""
-[[package]]
-name = "click"
-version = "8.1.7"
-description = "Composable command line interface toolkit"
-optional = false
-python-versions = ">=3.7"
-groups = ["main"]
-files = [
-    {{file = "click-8.1.7-py3-none-any.whl", hash = "sha256:{CLICK}"}},
-]
-
-[package.dependencies]
-colorama = {{version = "*", markers = "platform_system == \\"Windows\\""}}
-
-[[package]]
-name = "colorama"
-version = "0.4.6"
-description = "Cross-platform colored terminal text."
-optional = false
-python-versions = "!=3.0.*,>=2.7"
-groups = ["main"]
-markers = "platform_system == \\"Windows\\""
-files = [
-    {{file = "colorama-0.4.6-py2.py3-none-any.whl", hash = "sha256:{COLORAMA}"}},
-]
-
-[[package]]
-name = "six"
-version = "1.17.0"
-description = "Python 2 and 3 compatibility utilities"
-optional = false
-python-versions = ">=2.7"
-groups = ["dev"]
-files = [
-    {{file = "six-1.17.0-py2.py3-none-any.whl", hash = "sha256:{"1" * 64}"}},
-]
-
-[metadata]
-lock-version = "2.1"
-python-versions = ">=3.9"
-content-hash = "0"
-"""
 POETRY_PYPROJECT = """
 [tool.poetry]
 name = "poapp"
