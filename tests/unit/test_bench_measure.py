@@ -87,8 +87,11 @@ def test_the_stdlib_completeness_floor_counts_for_the_default_farm_only() -> Non
 def test_the_sources_kept_beside_their_pyc_are_named_where_the_floor_allows_more() -> None:
     r = {**_result(5e6), "kept_sources": 2e6}
     assert BENCH._ratio_cell(r, 18e6, 1.5) == (
-        "18.0 = 1.80x (FAIL <= 1.5), the floor allows 1.50x, 1.70x with the .py sources "
+        "18.0 = 1.80x (FAIL <= 1.5), the floor allows 1.50x; 1.70x with the .py sources "
         "kept for tracebacks (2.0 MB)")
+    assert BENCH._ratio_cell({**r, "floor": {**r["floor"], "stdlib": 1e6}}, 18e6, 1.5) == (
+        "18.0 = 1.80x (FAIL <= 1.5), floor: at best 1.60x (untouched runtime 5.0 + stdlib "
+        "1.0 MB); 1.80x with the .py sources kept for tracebacks (2.0 MB)")
     # --prune ships no sources: they cannot explain its size.
     assert BENCH._ratio_cell(r, 16e6, 1.5, complete=False) == (
         "16.0 = 1.60x (FAIL <= 1.5), the floor allows 1.50x")
@@ -157,6 +160,8 @@ def test_start_up_gives_the_ratio_of_medians_and_the_spread() -> None:
          "builder_runs_ms": [400.0] * 10}
     assert BENCH.startup_cell(r) == (
         "500 / 400 = 1.25 (FAIL, 10 runs); IQR 462-538 / 400-400; paired 1.25 (1.16-1.34)")
+    close = {**r, "final_ms": 401.5}
+    assert BENCH.startup_cell(close).startswith("402 / 400 = 1.004 (FAIL, 10 runs)")
     few = {**r, "final_runs_ms": [500.0, 500.0], "builder_runs_ms": [600.0, 400.0]}
     assert BENCH.startup_cell(few).startswith("500 / 400 = 1.25 (too few runs to tell, 2 runs)")
 
