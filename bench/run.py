@@ -861,6 +861,12 @@ def write_results(rows: list[dict[str, Any]], output: Path) -> None:
                       + "\n\nRaw figures:\n\n```\n" + raw + "\n```\n")
 
 
+def read_raw(results: Path) -> list[dict[str, Any]]:
+    """The raw figures (one JSON object a line) of a results file write_results wrote."""
+    raw = results.read_text().split("Raw figures:\n\n```\n", 1)[1].split("\n```", 1)[0]
+    return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+
 def case_paths(names: Sequence[str], dirs: Sequence[Path]) -> list[Path]:
     known = {p.name: p for p in [*sorted(p for p in CORPUS.iterdir()
                                          if (p / "requirements.txt").exists()), HERE / "scale"]}
@@ -883,7 +889,13 @@ def main(argv: list[str]) -> int:
                         help=f"plain and traced runs in the builder (default {OVERHEAD_RUNS})")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md",
                         help="where to write the tables (default bench/RESULTS.md)")
+    parser.add_argument("--render", type=Path, metavar="RESULTS",
+                        help="measure nothing: write the tables again from the raw figures "
+                             "of RESULTS (a run's own file), e.g. after a change of wording")
     args = parser.parse_args(argv)
+    if args.render:
+        write_results(read_raw(args.render), args.output)
+        return 0
     cases = case_paths([n for n in args.cases.split(",") if n], args.dirs)
     rows: list[dict[str, Any]] = []
     for case in cases:

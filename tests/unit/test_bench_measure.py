@@ -166,6 +166,17 @@ def test_start_up_gives_the_ratio_of_medians_and_the_spread() -> None:
     assert BENCH.startup_cell(few).startswith("500 / 400 = 1.25 (too few runs to tell, 2 runs)")
 
 
+def test_tables_are_written_again_from_a_runs_raw_figures(tmp_path: Path) -> None:
+    rows = [{"case": "x", "error": "RuntimeError: no Docker"},
+            {"case": "y", "error": "KeyError: 'floor'"}]
+    results = tmp_path / "RESULTS.md"
+    BENCH.write_results(rows, results)
+    assert BENCH.read_raw(results) == rows
+    again = tmp_path / "again.md"
+    assert BENCH.main(["--render", str(results), "--output", str(again)]) == 0
+    assert again.read_text() == results.read_text()
+
+
 def test_farm_targets_follow_the_issue() -> None:
     assert BENCH.farm_target({"case": "ctypes_dlopen", "touched": 13e6}) == 1.75
     assert BENCH.farm_target({"case": "stdlib_tour", "touched": 21e6}) == 1.5
