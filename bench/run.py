@@ -584,7 +584,7 @@ def bench_case(case: Path, startup_runs: int, overhead_runs: int) -> dict[str, A
     client = engine.connect()
     settings = resolve(Flags(path=case, base=BASE))
     spec = settings.spec
-    tag = f"pyfarm-bench/{case.name.replace('_', '-')}"
+    tag = _tag_of(case)
     log(f"{case.name}: cold build")
     cold, lines = build(settings, tag, no_cache=True)
     log(f"{case.name}: warm build")
@@ -619,6 +619,25 @@ def bench_case(case: Path, startup_runs: int, overhead_runs: int) -> dict[str, A
     log(f"{case.name}: incremental build, peers")
     result.update(incremental=incremental(case, spec, cold), **peers(client, case, spec))
     return result
+
+
+def remove_case_images(case: Path) -> None:
+    """A case's own images (default, --prune, the edited copy, their builders): the next
+    run builds them again without cache, so each run would leave some GB dangling on a
+    shared disk. The slim and PyInstaller peers stay, as build cache for the next run."""
+    client = engine.connect()
+    for repo in (_tag_of(case), "pyfarm-bench/edited"):
+        for image in client.images.list(name=repo):
+            for tag in image.tags:
+                if tag.startswith(repo + ":"):
+                    try:
+                        client.images.remove(tag)
+                    except docker.errors.APIError as exc:
+                        log(f"{tag}: not removed: {exc}")
+
+
+def _tag_of(case: Path) -> str:
+    return f"pyfarm-bench/{case.name.replace('_', '-')}"
 
 
 def import_all(client: Any, image: str, builder: str) -> dict[str, Any]:
@@ -889,6 +908,8 @@ def main(argv: list[str]) -> int:
                         help=f"plain and traced runs in the builder (default {OVERHEAD_RUNS})")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md",
                         help="where to write the tables (default bench/RESULTS.md)")
+    parser.add_argument("--keep-images", action="store_true",
+                        help="keep each case's images (pyfarm-bench/CASE:*) after it")
     parser.add_argument("--render", type=Path, metavar="RESULTS",
                         help="measure nothing: write the tables again from the raw figures "
                              "of RESULTS (a run's own file), e.g. after a change of wording")
@@ -904,6 +925,8 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # one broken case must not lose the others' figures
             traceback.print_exc()
             result = {"case": case.name, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        if not args.keep_images:
+            remove_case_images(case)
         print(json.dumps(result), flush=True)
         rows.append(result)
         write_results(rows, args.output)  # after each case: a run that stops leaves a table
