@@ -5,6 +5,7 @@ docker SDK, testcontainers and everything built on them work unchanged."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -32,9 +33,13 @@ def service() -> Iterator[str]:
     tmp = Path(tempfile.mkdtemp(prefix="pyfarm-podman-"))
     sock, log = tmp / "podman.sock", tmp / "service.log"
     working = _working_containers(exe)
+    # Its build contexts and scratch directories go into our own directory, removed below:
+    # a service that must be killed (a build cut short on a busy machine) leaves nothing.
+    env = {**os.environ, "TMPDIR": str(tmp)}
     with log.open("wb") as err:
         proc = subprocess.Popen([exe, "system", "service", "--time=0", f"unix://{sock}"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                env=env)
     try:
         _wait_ready(proc, sock, log)
         yield f"unix://{sock}"
