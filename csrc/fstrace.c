@@ -90,7 +90,7 @@ static void emit(const char *kind, int err, const char *rest) {
     if (n > 0 && (size_t)n < sizeof line) write_all(line, (size_t)n);
 }
 
-/* ---- what has been recorded: a set of "KIND PATH" strings ---------------------------- */
+/* ---- what has been recorded: a set of "KIND\tEXE\tPATH" keys ------------------------- */
 
 static char **seen;
 static size_t seen_cap, seen_len;
@@ -427,13 +427,13 @@ static void drop_known(pid_t tid) {
         if (known[i] == tid) known[i] = known[--known_len];
 }
 
-/* One stopped tracee: record, then let it go on. */
 /* Let a tracee go on: to the end of its call when that call's result is still to come
  * (a signal may stop it in between). */
 static void resume(pid_t tid, int sig) {
     ptrace(pending_of(tid, 0) ? PTRACE_SYSCALL : PTRACE_CONT, tid, 0, sig);
 }
 
+/* One stopped tracee: record, then let it go on. */
 static void on_stop(pid_t tid, int status) {
     int sig = WSTOPSIG(status), event = (unsigned)status >> 16;
     int fresh = first_sight(tid);

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from ..documents.trace import Trace
+from . import elf
 from .essentials import add_data_file, root_path
 from .plan import Planner
 
@@ -33,7 +34,7 @@ def add_native_files(p: Planner, trace: Trace) -> None:
              if os.path.isfile(path) and path != venv_config]
     _add_gconv(p, [*trace.mapped, *reads])
     for path in reads:
-        if "/gconv/" in path or _is_elf(path):
+        if "/gconv/" in path or elf.is_elf(Path(path)):
             continue
         locale = locale_dir(path)
         if locale is not None:
@@ -52,14 +53,6 @@ def locale_dir(path: str) -> str | None:
     name = os.path.basename(path)
     category = name.startswith(_LOCALE_CATEGORY) or name == "SYS_LC_MESSAGES"
     return directory if category and os.path.isfile(os.path.join(directory, "LC_CTYPE")) else None
-
-
-def _is_elf(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
 
 
 def _add_gconv(p: Planner, paths: list[str]) -> None:
