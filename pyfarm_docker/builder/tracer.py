@@ -30,7 +30,7 @@ from ..documents.trace import (
     Trace,
 )
 from ..errors import TraceError, UsageError
-from . import nativelog
+from . import leftovers, nativelog
 from .dists import Owners, scan, top_level
 from .tracelog import ProcessRecord, parse_lines
 
@@ -264,8 +264,14 @@ def run_trace(options: TraceOptions, stderr: IO[bytes] | None = None) -> Trace:
         raise TraceError(f"127.0.0.1:{options.port} is already in use before the app started",
                          "stop whatever listens there, or trace with another --port")
     interpreter = describe_interpreter(options.command[0], options.cwd)
-    with tempfile.TemporaryDirectory(prefix="pyfarm-trace-") as tmp:
-        outcome = _execute(options, interpreter, Path(tmp) / "events.log", stderr)
+    home = leftovers.home_of_run(options.cwd, options.output)
+    before = leftovers.snapshot(home) if home else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="pyfarm-trace-") as tmp:
+            outcome = _execute(options, interpreter, Path(tmp) / "events.log", stderr)
+    finally:
+        if home and before is not None:
+            leftovers.remove_new(home, before)
     trace = merge(options, interpreter, outcome)
     trace.write(options.output)
     return trace

@@ -1,0 +1,73 @@
+"""What a traced run leaves in $HOME is removed once it ends.
+
+Apps cache in the home directory (matplotlib's font list, numba's and torch's kernels,
+pip's wheels). Left in the builder image, such a cache makes the builder start faster than
+any fresh container of the same normal Python image, and it is no part of the app: the
+final image runs with another HOME and builds its caches itself, as the builder then does.
+Only entries the run created go; what was there before the run is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+# A home directory this large is no builder's: leave it alone rather than walk it.
+_MAX_ENTRIES = 100_000
+
+
+def home_of_run(cwd: Path | None, keep: Path) -> Path | None:
+    """$HOME, when it is a directory of its own: not /, and neither holding nor inside the
+    app's working directory or the trace's output, whose files are no cache."""
+    home = os.environ.get("HOME", "")
+    if not home or not os.path.isdir(home):
+        return None
+    resolved = Path(home).resolve()
+    others = [keep.resolve().parent, (cwd or Path.cwd()).resolve()]
+    if resolved == Path("/") or any(_related(resolved, other) for other in others):
+        return None
+    return resolved
+
+
+def _related(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def snapshot(home: Path) -> frozenset[str] | None:
+    """Every path under ``home`` (relative), or None when there are too many to track."""
+    seen: set[str] = set()
+    for top, dirs, files in os.walk(home):
+        rel = os.path.relpath(top, home)
+        seen.update(os.path.normpath(os.path.join(rel, name)) for name in (*dirs, *files))
+        if len(seen) > _MAX_ENTRIES:
+            return None
+    return frozenset(seen)
+
+
+def remove_new(home: Path, before: frozenset[str]) -> list[str]:
+    """Remove what appeared under ``home`` since ``before``; returns the removed paths
+    (relative, topmost only: a new directory goes whole)."""
+    removed: list[str] = []
+    for top, dirs, files in os.walk(home):
+        rel = os.path.relpath(top, home)
+        for name in sorted(files):
+            path = os.path.normpath(os.path.join(rel, name))
+            if path not in before:
+                os.unlink(os.path.join(home, path))
+                removed.append(path)
+        for name in sorted(dirs):
+            path = os.path.normpath(os.path.join(rel, name))
+            if path not in before:
+                full = os.path.join(home, path)
+                _remove_dir(full)
+                removed.append(path)
+        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel, d)) in before]
+    return removed
+
+
+def _remove_dir(full: str) -> None:
+    if os.path.islink(full):
+        os.unlink(full)  # a symlink to a directory: the link goes, never its target
+    else:
+        shutil.rmtree(full)
