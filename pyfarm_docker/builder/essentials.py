@@ -58,7 +58,7 @@ def add_essentials(p: Planner, trace: Trace, loader: str) -> None:
     for path in _COPIED_AS_IS:
         if os.path.isfile(path):
             p.file(root_path(path), os.path.realpath(path), "runtime", "essential", "essential")
-    _add_ldconfig(p)
+    _add_ldconfig(p, trace)
     _add_certificates(p, trace.interpreter)
     _add_zoneinfo(p, trace.interpreter)
     _add_c_locale(p)
@@ -77,8 +77,11 @@ def _add_c_locale(p: Planner) -> None:
         p.tree(Path(C_LOCALE), root_path(C_LOCALE), "runtime", "essential", "essential")
 
 
-def _add_ldconfig(p: Planner) -> None:
-    """ctypes.util.find_library runs /sbin/ldconfig -p: ship it when it is static."""
+def _add_ldconfig(p: Planner, trace: Trace) -> None:
+    """ctypes.util.find_library runs /sbin/ldconfig -p: ship it when it is static, and
+    with --prune only when the run imported ctypes.util (1 MB otherwise unused)."""
+    if p.policy.prune and "ctypes.util" not in trace.imports:
+        return
     info = elf.try_read("/sbin/ldconfig")
     if info is not None and not info.needed:
         p.file(PurePosixPath("sbin/ldconfig"), os.path.realpath("/sbin/ldconfig"),

@@ -167,10 +167,13 @@ def test_pruned_farm_behaves_like_the_app(case: Path, tmp_path: Path) -> None:
     app = corpusrun.copy_app(case, tmp_path / "src")
     spec = case_settings(app).spec
     python = case_venv(case / "requirements.txt") / "bin" / "python"
-    run_trace(TraceOptions(spec_command(spec, (str(python),)), tmp_path / "trace.json",
-                           cwd=app, port=spec.port, probes=spec.probes))
+    trace = run_trace(TraceOptions(spec_command(spec, (str(python),)), tmp_path / "trace.json",
+                                   cwd=app, port=spec.port, probes=spec.probes))
     manifest = assemble(AssembleOptions(tmp_path / "trace.json", tmp_path / "root", prune=True))
     assert not any(f.reason == "complete" for f in manifest.files)
+    # find_library's ldconfig (1 MB) only where the run could call it.
+    shipped = {f.path for f in manifest.files}
+    assert ("/sbin/ldconfig" in shipped) == ("ctypes.util" in trace.imports)
     site_sources = [f.path for f in manifest.files
                     if "/site-packages/" in f.path and f.path.endswith(".py")]
     assert site_sources == []
