@@ -107,9 +107,10 @@ def plan_native(p: Planner, trace: Trace, resolver: ldso.Resolver,
     for real in sorted(graph):
         if not host_only(os.path.basename(real)):
             _place_object(farm, real, in_tree.get(real, []), interp_real, reasons[real])
-    for real in sorted(graph):
-        _link_dependencies(farm, graph[real], interp_real)
     _link_by_name(farm, graph, named)
+    ambiguous = _ambiguous_names(graph)
+    for real in sorted(graph):
+        _link_dependencies(farm, graph[real], interp_real, ambiguous)
     farm.conflicts = _soname_conflicts({k: v for k, v in graph.items() if k in farm.layer_of})
     return farm
 
@@ -152,10 +153,36 @@ def _place_object(farm: NativePlan, real: str, places: list[Entry], interp_real:
         p.link(entry.dest, farm.reals(name), entry.layer, entry.origin)
 
 
-def _link_dependencies(farm: NativePlan, node: ldso.Node, interp_real: str) -> None:
+def _ambiguous_names(graph: dict[str, ldso.Node]) -> frozenset[str]:
+    """Names that objects need and that resolve to different files for different objects."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for node in graph.values():
+        for needed, dep in node.deps.items():
+            if dep:
+                found[needed].add(dep)
+    return frozenset(name for name, deps in found.items() if len(deps) > 1)
+
+
+def _found_by_name(farm: NativePlan, node: ldso.Node, info: elf.ElfInfo,
+                   ambiguous: frozenset[str]) -> bool:
+    """Whether the image's loader finds each of the object's libraries, as resolved in the
+    builder, without a search path of its own: it has none to replace, and each library
+    it needs is in ld_library_paths/l (the image's ld.so.cache) under that soname, which
+    names no other file anywhere in the farm (so a loader's inherited DT_RPATH cannot
+    find another). patchelf grows a file it adds a search path to, by up to its segment
+    alignment: pillow's libXau, 2 MB, doubled."""
+    if info.rpath or info.runpath:
+        return False
+    return all(farm.by_name.get(needed) == dep and needed not in ambiguous
+               and elf.read(dep).soname == needed
+               for needed, dep in node.deps.items() if dep in farm.names)
+
+
+def _link_dependencies(farm: NativePlan, node: ldso.Node, interp_real: str,
+                       ambiguous: frozenset[str]) -> None:
     info = elf.read(node.path)
     own = "python" if node.path == interp_real else farm.names.get(node.path)
-    if own is None:
+    if own is None or _found_by_name(farm, node, info, ambiguous):
         return
     for needed, dep in sorted(node.deps.items()):
         if dep is None or dep not in farm.layer_of:

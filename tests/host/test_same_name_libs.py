@@ -92,3 +92,20 @@ def test_strict_makes_the_conflict_an_error(dup_app: tuple[Path, Path], tmp_path
     with pytest.raises(AssembleError, match=r"libdup\.so\.1"):
         assemble(AssembleOptions(trace, tmp_path / "strict", strict=True))
     assert not (tmp_path / "strict").exists()
+
+
+def test_only_objects_that_need_a_search_path_are_patched(dup_app: tuple[Path, Path]) -> None:
+    """The extensions keep finding their own libdup through DT_RPATH; each libdup needs only
+    libc, which the image's ld.so.cache finds by name: patchelf does not touch them (it
+    grows what it adds a search path to), and they get no symlinks directory."""
+    from pyfarm_docker.builder import elf
+
+    _, root = dup_app
+    site = next((root.parent / "venv" / "lib").glob("python3*/site-packages"))
+    reals = root / "app/reals/r"
+    for ext in reals.glob("_ext*"):
+        assert elf.read.__wrapped__(str(ext)).rpath == (f"/app/symlinks/{ext.name}",)
+    libdups = sorted(p.read_bytes() for p in reals.iterdir() if p.name.endswith("libdup.so.1"))
+    assert libdups == sorted((site / f"{n}.libs/libdup.so.1").read_bytes() for n in ("pkga",
+                                                                                      "pkgb"))
+    assert not any("libdup" in p.name for p in (root / "app/symlinks").iterdir())
