@@ -47,7 +47,7 @@ def read_log(log: Path, pythons: set[str], ignored: tuple[str, ...] = ()) -> Nat
         text = log.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         return NativeAccess(False, "the native file tracer did not start")
-    lists: dict[str, set[str]] = {name: set() for name in NativeAccess.LISTS}
+    lists: dict[str, set[str]] = {name: set() for name in NativeAccess.list_names()}
     traced, note = False, "the native file tracer wrote nothing"
     skip = (*ignored, _PACKAGE)
     for kind, err, exe, path in _records(text):
@@ -66,4 +66,4 @@ def read_log(log: Path, pythons: set[str], ignored: tuple[str, ...] = ()) -> Nat
             if kind == "exec" and err == 0 and os.path.realpath(path) not in pythons:
                 lists["programs"].add(path)
     return NativeAccess(traced, "" if traced else note,
-                        *(tuple(sorted(lists[name])) for name in NativeAccess.LISTS))
+                        *(tuple(sorted(lists[name])) for name in NativeAccess.list_names()))

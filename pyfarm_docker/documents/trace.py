@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -84,16 +84,19 @@ class NativeAccess:
     absent: tuple[str, ...] = ()  # looked for and not found (ENOENT, ENOTDIR)
     programs: tuple[str, ...] = ()  # programs other than Python the run started
 
-    LISTS = ("read", "listed", "written", "executed", "probed", "absent", "programs")
+    @classmethod
+    def list_names(cls) -> tuple[str, ...]:
+        """The path lists, in field order: every field after ``traced`` and ``note``."""
+        return tuple(f.name for f in fields(cls))[2:]
 
     @classmethod
     def from_json(cls, f: Fields) -> NativeAccess:
         return cls(f.flag("traced"), f.text("note", ""),
-                   *(f.texts(name, ()) for name in cls.LISTS))
+                   *(f.texts(name, ()) for name in cls.list_names()))
 
     def to_json(self) -> dict[str, Any]:
         return {"traced": self.traced, "note": self.note,
-                **{name: list(getattr(self, name)) for name in self.LISTS}}
+                **{name: list(getattr(self, name)) for name in self.list_names()}}
 
 
 @dataclass(frozen=True)
