@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from elftools.common.exceptions import ELFError
+from elftools.common.utils import struct_parse
 from elftools.construct.lib.container import Container
 from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import InterpSegment
@@ -62,7 +63,8 @@ def read(path: str) -> ElfInfo:
             raise ELFError(f"{path}: the section header table runs past the end of the file")
         # Program headers only, what the loader reads: get_segment would build pyelftools'
         # DynamicSegment, which parses every section header to find the string table.
-        headers = [elf._get_segment_header(n) for n in range(elf.num_segments())]
+        headers = [struct_parse(elf.structs.Elf_Phdr, f, elf["e_phoff"] + n * elf["e_phentsize"])
+                   for n in range(elf.num_segments())]
         strings: dict[str, list[str]] = {name: [] for name in _STRING_TAGS.values()}
         interpreter = ""
         for header in headers:
