@@ -23,7 +23,7 @@ def _record_files(dist_info: Path) -> list[str]:
 
 def _inside(row: str) -> bool:
     normal = posixpath.normpath(row)
-    return not normal.startswith("/") and ".." not in PurePosixPath(normal).parts
+    return not normal.startswith("/") and ".." not in normal.split("/")
 
 
 def _read_distribution(site_dir: Path, dist_info: Path) -> Distribution:
@@ -54,7 +54,8 @@ def scan(site_dir: Path) -> list[Distribution]:
 
 def top_level(relative: str) -> str:
     """The first path component: the name a distribution claims in its site dir."""
-    parts = PurePosixPath(relative).parts
+    # Strings, not PurePosixPath: called for every file of every distribution.
+    parts = [part for part in relative.split("/") if part not in ("", ".")]
     first = parts[0]
     if first == "__pycache__" and len(parts) > 1:
         return parts[1].split(".")[0]
@@ -69,7 +70,7 @@ class Owners:
         self._by_top: dict[tuple[str, str], Distribution] = {}
         for dist in dists:
             for rel in dist.files:
-                self._by_file[str(PurePosixPath(dist.site_dir, rel))] = dist
+                self._by_file[posixpath.normpath(posixpath.join(dist.site_dir, rel))] = dist
                 self._by_top.setdefault((dist.site_dir, top_level(rel)), dist)
 
     def owner(self, site_dir: str, path: str) -> Distribution | None:
