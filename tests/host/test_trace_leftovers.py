@@ -37,7 +37,8 @@ def _trace(app_dir: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_the_runs_cache_in_home_is_removed(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     home, app_dir = tmp_path / "home", tmp_path / "src"
-    home.mkdir(), app_dir.mkdir()
+    home.mkdir()
+    app_dir.mkdir()
     (home / "settings.ini").write_text("colour = blue\n")
     (home / ".cache").mkdir()
     (home / ".cache" / "other.txt").write_text("from before the run")
