@@ -13,6 +13,7 @@ killed or leaves through ``os._exit``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 
@@ -68,7 +69,8 @@ class _Recorder:
         count = len(sys.modules)
         if count == self._modules_seen and not self._dlopened:
             return False
-        new = list(sys.modules.items())[min(self._modules_seen, count):]
+        # Only the newest entries (dicts keep insertion order), without copying them all.
+        new = list(itertools.islice(sys.modules.items(), min(self._modules_seen, count), None))
         self._modules_seen, dlopened, self._dlopened = count, self._dlopened, False
         native = [".so" in self._emit_module(name, module) for name, module in new]
         return dlopened or any(native)
@@ -115,16 +117,15 @@ class _Recorder:
 
 
 def _mapped_files() -> list[str]:
-    paths = []
+    """Files mapped into this process. A line's path is the field that starts with "/"
+    after the address, mode, offset, device and inode (which hold none). One read and a
+    find per line: this runs after every import that loaded native code."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as maps:
-            for line in maps:
-                parts = line.split(None, 5)
-                if len(parts) == 6 and parts[5].startswith("/"):
-                    paths.append(parts[5].rstrip("\n"))
+            lines = maps.read().splitlines()
     except OSError:
-        pass
-    return paths
+        return []
+    return list(dict.fromkeys(line[line.find(" /") + 1:] for line in lines if " /" in line))
 
 
 def _chain_real_sitecustomize(own_dir: str) -> None:
