@@ -768,7 +768,7 @@ def pyinstaller_cell(r: dict[str, Any]) -> str:
     pyc = r.get("prune_pyc")
     compressed = ("" if modules is None or pyc is None else
                   f"; .pyc here {_mb(pyc)} MB, PyInstaller's zlib-compressed modules "
-                  f"{_mb(modules)} MB")
+                  f"{_mb(modules)} MB: compressed modules cost start-up, see design.md")
     return f"{_mb(pyi)} (FAIL: {beside}{compressed})"
 
 
