@@ -9,12 +9,26 @@ Only entries the run created go; what was there before the run is left as it was
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 # A home directory this large is no builder's: leave it alone rather than walk it.
 _MAX_ENTRIES = 100_000
+
+
+@contextlib.contextmanager
+def removed_after(cwd: Path | None, keep: Path) -> Iterator[None]:
+    """Remove, once the block ends (however it ends), what it created in $HOME."""
+    home = home_of_run(cwd, keep)
+    before = snapshot(home) if home else None
+    try:
+        yield
+    finally:
+        if home and before is not None:
+            remove_new(home, before)
 
 
 def home_of_run(cwd: Path | None, keep: Path) -> Path | None:
@@ -39,7 +53,7 @@ def snapshot(home: Path) -> frozenset[str] | None:
     seen: set[str] = set()
     for top, dirs, files in os.walk(home):
         rel = os.path.relpath(top, home)
-        seen.update(os.path.normpath(os.path.join(rel, name)) for name in (*dirs, *files))
+        seen.update(_below(rel, name) for name in (*dirs, *files))
         if len(seen) > _MAX_ENTRIES:
             return None
     return frozenset(seen)
@@ -52,18 +66,22 @@ def remove_new(home: Path, before: frozenset[str]) -> list[str]:
     for top, dirs, files in os.walk(home):
         rel = os.path.relpath(top, home)
         for name in sorted(files):
-            path = os.path.normpath(os.path.join(rel, name))
+            path = _below(rel, name)
             if path not in before:
                 os.unlink(os.path.join(home, path))
                 removed.append(path)
         for name in sorted(dirs):
-            path = os.path.normpath(os.path.join(rel, name))
+            path = _below(rel, name)
             if path not in before:
-                full = os.path.join(home, path)
-                _remove_dir(full)
+                _remove_dir(os.path.join(home, path))
                 removed.append(path)
-        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel, d)) in before]
+        dirs[:] = [d for d in dirs if _below(rel, d) in before]
     return removed
+
+
+def _below(rel: str, name: str) -> str:
+    """``name`` in the directory ``rel`` (relative to HOME; "." for HOME itself)."""
+    return os.path.normpath(os.path.join(rel, name))
 
 
 def _remove_dir(full: str) -> None:

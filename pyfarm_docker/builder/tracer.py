@@ -264,14 +264,9 @@ def run_trace(options: TraceOptions, stderr: IO[bytes] | None = None) -> Trace:
         raise TraceError(f"127.0.0.1:{options.port} is already in use before the app started",
                          "stop whatever listens there, or trace with another --port")
     interpreter = describe_interpreter(options.command[0], options.cwd)
-    home = leftovers.home_of_run(options.cwd, options.output)
-    before = leftovers.snapshot(home) if home else None
-    try:
-        with tempfile.TemporaryDirectory(prefix="pyfarm-trace-") as tmp:
-            outcome = _execute(options, interpreter, Path(tmp) / "events.log", stderr)
-    finally:
-        if home and before is not None:
-            leftovers.remove_new(home, before)
+    with leftovers.removed_after(options.cwd, options.output), \
+            tempfile.TemporaryDirectory(prefix="pyfarm-trace-") as tmp:
+        outcome = _execute(options, interpreter, Path(tmp) / "events.log", stderr)
     trace = merge(options, interpreter, outcome)
     trace.write(options.output)
     return trace
