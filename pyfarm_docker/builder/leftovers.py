@@ -67,8 +67,7 @@ def remove_new(home: Path, before: frozenset[str]) -> list[str]:
         rel = os.path.relpath(top, home)
         for name in sorted(files):
             path = _below(rel, name)
-            if path not in before:
-                os.unlink(os.path.join(home, path))
+            if path not in before and _remove_file(os.path.join(home, path)):
                 removed.append(path)
         for name in sorted(dirs):
             path = _below(rel, name)
@@ -84,8 +83,18 @@ def _below(rel: str, name: str) -> str:
     return os.path.normpath(os.path.join(rel, name))
 
 
+# Best effort: a cache the run left unremovable (a read-only directory, for a user who is
+# not root) stays, and the trace still ends with its own verdict, not a traceback.
+def _remove_file(full: str) -> bool:
+    try:
+        os.unlink(full)
+    except OSError:
+        return False
+    return True
+
+
 def _remove_dir(full: str) -> None:
     if os.path.islink(full):
-        os.unlink(full)  # a symlink to a directory: the link goes, never its target
+        _remove_file(full)  # a symlink to a directory: the link goes, never its target
     else:
-        shutil.rmtree(full)
+        shutil.rmtree(full, ignore_errors=True)

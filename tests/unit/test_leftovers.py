@@ -3,6 +3,8 @@ follows a symlink out of it."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,20 @@ def test_home_related_to_the_app_is_not_tracked(tmp_path: Path,
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert leftovers.home_of_run(tmp_path / "src", tmp_path / "src" / "trace.json") == (
         tmp_path / "home").resolve()
+
+
+@pytest.mark.skipif(shutil.which("chattr") is None, reason="no chattr")
+def test_what_cannot_be_removed_stays_and_the_rest_goes(tmp_path: Path) -> None:
+    """An immutable new file (unremovable even for root) stays, unreported; the removal
+    goes on and raises nothing."""
+    before = leftovers.snapshot(tmp_path)
+    assert before is not None
+    (tmp_path / "stuck").write_text("x")
+    (tmp_path / "loose").write_text("y")
+    if subprocess.run(["chattr", "+i", str(tmp_path / "stuck")], check=False).returncode:
+        pytest.skip("this file system has no immutable flag")
+    try:
+        assert leftovers.remove_new(tmp_path, before) == ["loose"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["stuck"]
+    finally:
+        subprocess.run(["chattr", "-i", str(tmp_path / "stuck")], check=True)
