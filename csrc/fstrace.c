@@ -10,6 +10,8 @@
  * other system call runs at full speed). Docker's default seccomp profile allows both on
  * Linux >= 4.8, for a tracer that is the tracee's ancestor, without extra capabilities.
  * When ptrace is refused, the command runs untraced and LOG says why.
+ * A traced command finds PYFARM_TRACE_NATIVE=1 in its environment (the trace shim then
+ * leaves the libraries to this tracer).
  *
  * LOG gets one line per distinct (kind, path), written as it happens so a killed run
  * keeps what it saw: "KIND\tERRNO\tEXE\tPATH\n": KIND one of read, write, dir, exec, probe;
@@ -380,6 +382,8 @@ static void child(int gate, char **argv) {
     close(gate);
     if (traced == 'T' && install_filter() != 0)
         emit("untraced", errno, "\tthe kernel refused the seccomp filter");
+    else if (traced == 'T')
+        setenv("PYFARM_TRACE_NATIVE", "1", 1);  /* the trace shim leaves the maps to us */
     execvp(argv[0], argv);
     fprintf(stderr, "pyfarm-fstrace: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);

@@ -20,7 +20,8 @@ import pytest
 
 from pyfarm_docker.builder.assemble import AssembleOptions, assemble
 from pyfarm_docker.builder.nativelog import FSTRACE
-from pyfarm_docker.builder.tracer import TraceOptions, run_trace
+from pyfarm_docker.builder.tracelog import ProcessRecord, parse_lines
+from pyfarm_docker.builder.tracer import SHIM_DIR, TraceOptions, run_trace
 from pyfarm_docker.documents.trace import Trace
 from pyfarm_docker.runtime import Runtime
 from tests.support import emptyroot
@@ -131,6 +132,41 @@ def test_where_ptrace_is_refused_python_tracing_goes_on(app: tuple[Path, Path]) 
     trace = Trace.read(out)
     assert not trace.native.traced and not trace.native.read
     assert "ctypes" in trace.modules
+
+
+KILLED = ("import os, _sqlite3, json; print(os.environ.get('PYFARM_TRACE_NATIVE')); "
+          "os.kill(os.getpid(), 9)")
+
+
+def _killed_under_fstrace(work: Path, prefix: list[str]) -> tuple[str, ProcessRecord, str]:
+    """Run KILLED under the shim and fstrace (behind ``prefix``): what it printed, the
+    shim's record of it and the native log."""
+    shim_log, native_log = work / "shim.log", work / "native.log"
+    env = dict(os.environ, PYFARM_TRACE_LOG=str(shim_log), PYTHONPATH=str(SHIM_DIR))
+    done = subprocess.run([*prefix, str(FSTRACE), "-o", str(native_log), "--", HOST_PYTHON,
+                           "-c", KILLED], env=env, capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr
+    records: dict[int, ProcessRecord] = {}
+    parse_lines(shim_log.read_text().splitlines(keepends=True), records)
+    (record,) = records.values()
+    return done.stdout.strip(), record, native_log.read_text()
+
+
+def test_the_shim_leaves_libraries_to_the_tracer_where_it_traces(tmp_path: Path) -> None:
+    """A traced process finds PYFARM_TRACE_NATIVE=1: its shim reads no maps after imports,
+    and the tracer's log has the library all the same, though the process was killed.
+    Where ptrace is refused the variable is absent and the shim reads the maps itself."""
+    (tmp_path / "traced").mkdir()
+    (tmp_path / "refused").mkdir()
+    printed, record, native = _killed_under_fstrace(tmp_path / "traced", [])
+    assert printed == "1"
+    assert not any("libsqlite3" in path for path in record.mapped)
+    assert "libsqlite3" in native
+    printed, record, native = _killed_under_fstrace(
+        tmp_path / "refused", ["strace", "-f", "-o", "/dev/null"])
+    assert printed == "None"
+    assert any("libsqlite3" in path for path in record.mapped), sorted(record.mapped)
+    assert native.startswith("untraced")
 
 
 def test_no_native_turns_it_off(app: tuple[Path, Path]) -> None:

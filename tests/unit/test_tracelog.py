@@ -69,3 +69,14 @@ def test_killed_process_still_reports_what_it_opened(tmp_path: Path) -> None:
     (record,) = read_log(log).values()
     assert str(target) in record.opened
     assert not record.exited
+
+
+def test_killed_process_still_reports_what_its_imports_mapped(tmp_path: Path) -> None:
+    """The shim reads the maps after an import that loaded native code: a worker killed
+    before atexit keeps the libraries its extension modules pulled in."""
+    done, log = _run_with_shim(tmp_path, "import os, _sqlite3, json; os.kill(os.getpid(), 9)")
+    assert done.returncode == -9
+    (record,) = read_log(log).values()
+    assert not record.exited
+    assert "_sqlite3" in record.modules
+    assert any("libsqlite3" in path for path in record.mapped), sorted(record.mapped)

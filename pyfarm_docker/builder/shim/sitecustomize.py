@@ -19,10 +19,18 @@ import sys
 
 _LOG_ENV = "PYFARM_TRACE_LOG"
 _SKIP_PREFIXES = ("/proc/", "/sys/", "/dev/")
+# Set by pyfarm-fstrace in what it traces: it records every file any process opens.
+_NATIVE_TRACER = os.environ.get("PYFARM_TRACE_NATIVE") == "1"
+_MAPS_EVERY_S = 0.1
+# The audit hook runs for every event (matplotlib raises "builtins.id" tens of thousands of
+# times): a set test in a plain function is a third of a method's if-chain.
+_EVENTS = frozenset(("open", "import", "exec", "ctypes.dlopen"))
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    if "\\" in value or "\t" in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return value
 
 
 class _Recorder:
@@ -32,9 +40,12 @@ class _Recorder:
         self._last_path: list[str] = []
         self._modules_seen = 0
         self._dlopened = False
+        self._maps_due = False
+        self._maps_read = -_MAPS_EVERY_S
+        self._pid = str(os.getpid())
 
     def emit(self, event: str, *fields: str) -> None:
-        line = "\t".join((str(os.getpid()), event, *(_escape(f) for f in fields))) + "\n"
+        line = "\t".join((self._pid, event, *map(_escape, fields))) + "\n"
         os.write(self._fd, line.encode("utf-8", "surrogateescape"))
 
     def emit_once(self, event: str, value: str) -> None:
@@ -50,30 +61,46 @@ class _Recorder:
             elif event == "import":
                 self.emit_once("import", str(args[0]))
                 self._on_sys_path(args[2])
-                if self.catch_up():
-                    self._on_maps()
-            elif event == "exec" and self.catch_up():
+                self._after_import()
+            elif event == "exec":
                 # A module's code starts running once it is in sys.modules: the last import
                 # of a worker that is killed (never reaching atexit) is recorded too.
-                self._on_maps()
-            elif event == "ctypes.dlopen":
+                self._after_import()
+            else:  # ctypes.dlopen
                 self._dlopened = True
                 self.emit_once("dlopen", "" if args[0] is None else os.fsdecode(args[0]))  # type: ignore[arg-type]
         except Exception:
             pass
 
+    def _after_import(self) -> None:
+        """Record the new modules. Read the maps when native code came in: at once after
+        ctypes loaded a library, else at most every _MAPS_EVERY_S (the driver samples them
+        too). Under the native tracer, which sees every library opened, only at exit."""
+        self._maps_due = self.catch_up() or self._maps_due
+        if _NATIVE_TRACER:
+            return
+        if self._dlopened or (self._maps_due and self._maps_wait_over()):
+            self._maps_due = self._dlopened = False
+            self._on_maps()
+
+    def _maps_wait_over(self) -> bool:
+        now = os.times().elapsed
+        if now - self._maps_read < _MAPS_EVERY_S:
+            return False
+        self._maps_read = now
+        return True
+
     def catch_up(self) -> bool:
         """Record the modules loaded since the last call, as a process killed by a signal
-        never reaches atexit. True when one of them is native code or ctypes loaded a
-        library: reading /proc/self/maps at every import would cost a large app seconds."""
+        never reaches atexit. True when one of them is native code."""
         count = len(sys.modules)
-        if count == self._modules_seen and not self._dlopened:
+        if count == self._modules_seen:
             return False
-        # Only the newest entries (dicts keep insertion order), without copying them all.
-        new = list(itertools.islice(sys.modules.items(), min(self._modules_seen, count), None))
-        self._modules_seen, dlopened, self._dlopened = count, self._dlopened, False
-        native = [".so" in self._emit_module(name, module) for name, module in new]
-        return dlopened or any(native)
+        # Only the newest entries (dicts keep insertion order and reverse without a copy).
+        new = list(itertools.islice(reversed(sys.modules.items()),
+                                    max(count - self._modules_seen, 0)))
+        self._modules_seen = count
+        return any([".so" in self._emit_module(name, module) for name, module in reversed(new)])
 
     def _on_maps(self) -> None:
         # What the previous import mapped: a pool worker killed by terminate() between the
@@ -95,6 +122,7 @@ class _Recorder:
             self.emit_once("open", os.path.abspath(path))
 
     def started(self) -> None:
+        self._pid = str(os.getpid())  # again in a forked child
         self.emit("start", str(os.getppid()), sys.executable, *getattr(sys, "orig_argv", sys.argv))
 
     def finished(self) -> None:
@@ -150,7 +178,13 @@ def _install() -> None:
     recorder = _Recorder(log_path)
     recorder.started()
     recorder.catch_up()  # what the interpreter imported before us: encodings, site, ...
-    sys.addaudithook(recorder.audit)
+    audit = recorder.audit
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if event in _EVENTS:
+            audit(event, args)
+
+    sys.addaudithook(hook)
     atexit.register(recorder.finished)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=recorder.started)
