@@ -151,6 +151,18 @@ def test_bytecode_only_for_imported_modules(farm: tuple[Path, Manifest, str]) ->
     assert "raise ValueError(" in done.stderr  # the source line, read from the zip
 
 
+def test_the_stdlib_zip_is_read_without_a_codec(farm: tuple[Path, Manifest, str]) -> None:
+    """importlib.metadata opens every zip on sys.path with zipfile, which decodes names not
+    flagged UTF-8 as cp437: the farm's zip flags them, so that codec is never imported (the
+    builder, whose python311.zip does not exist, never imports it either)."""
+    root, _, _ = farm
+    code = ("import importlib.metadata as m, sys; print(len(list(m.distributions())) > 0, "
+            "'encodings.cp437' in sys.modules)")
+    done = emptyroot.run(root, [str(RUNTIME.python), "-c", code], str(RUNTIME.workdir),
+                         dict(RUNTIME.env()))
+    assert done.stdout.split() == ["True", "False"], done.stderr
+
+
 def test_every_file_has_a_reason(farm: tuple[Path, Manifest, str]) -> None:
     _, manifest, _ = farm
     reasons = {f.reason.split(" of ")[0] for f in manifest.files}
