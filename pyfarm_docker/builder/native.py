@@ -71,9 +71,12 @@ def _tree_objects(p: Planner) -> dict[str, list[Entry]]:
 
 
 def _traced_libraries(trace: Trace) -> list[str]:
-    """ELF objects the traced run mapped (gconv modules keep their own place)."""
-    reals = (os.path.realpath(path) for path in trace.mapped if "/gconv/" not in path)
-    return [real for real in reals if elf.try_read(real) is not None]
+    """ELF objects the traced run mapped, or that its Python processes opened (the native
+    tracer sees what a process killed before its exit loaded; the shim then leaves the
+    maps to it). gconv modules keep their own place."""
+    paths = {*trace.mapped, *trace.native.read}
+    reals = {os.path.realpath(path) for path in paths if "/gconv/" not in path}
+    return [real for real in sorted(reals) if elf.try_read(real) is not None]
 
 
 def _named_libraries(farm: NativePlan, trace: Trace) -> dict[str, str]:

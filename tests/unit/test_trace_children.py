@@ -38,6 +38,8 @@ def test_child_only_modules_and_libraries_are_recorded(tmp_path: Path, method: s
     assert trace == Trace.read(tmp_path / "t.json")
     assert {"decimal", "fractions", "colorsys"} <= set(trace.imports)
     assert "libz.so.1" in trace.dlopen
-    assert any("_decimal" in m for m in trace.mapped)
+    # Workers end by SIGTERM, before atexit: the driver's samples of their maps, or the
+    # native tracer, which sees the loader open the file, have it.
+    assert any("_decimal" in m for m in [*trace.mapped, *trace.native.read])
     assert len(trace.processes) >= 4
     assert trace.sys_path[0] == SysPathEntry(str(tmp_path), "app")
