@@ -53,7 +53,7 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
                                   os.path.basename(zips[0]) if zips else None)
     sites = plan.add_site_dirs(p, trace)
     plan.add_app(p, trace)
-    _add_site_hook(p, trace.interpreter, sites)
+    site_hook = _add_site_hook(p, trace.interpreter, sites)
     natives = native.plan_native(p, trace, ldso.Resolver(), python)
     essentials.add_essentials(p, trace, natives.interpreter)
     nativefiles.add_native_files(p, trace)
@@ -64,18 +64,21 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
         names = ", ".join(c.soname for c in natives.conflicts)
         raise AssembleError(f"different libraries share a soname: {names}",
                             "only one of each can load in a process; drop --strict to go on")
-    bytecode = plan.bytecode_sources(p)
+    # Every start imports the site hook: compiled, it is not compiled again at each one.
+    bytecode = plan.bytecode_sources(p) | {site_hook}
     return plan.Plan(options.prefix, python, tuple(p.entries.values()), tuple(natives.rpaths),
                      tuple(p.warnings), tuple(natives.conflicts), bytecode,
                      plan.sourceless(p, bytecode), frozenset(p.prunable), tuple(p.zipped), base)
 
 
-def _add_site_hook(p: plan.Planner, interp: Interpreter, sites: list[PurePosixPath]) -> None:
+def _add_site_hook(p: plan.Planner, interp: Interpreter,
+                   sites: list[PurePosixPath]) -> PurePosixPath:
     dest = p.under("python", "lib", interp.version_dir, "sitecustomize.py")
     original = Path(interp.stdlib, "sitecustomize.py")
     p.entries.pop(dest, None)
     p.text(dest, plan.site_hook(sites, original if original.exists() else None,
                                 bool(p.zipped)), "runtime", "essential")
+    return dest
 
 
 def _add_sbom(p: plan.Planner, trace: Trace, epoch: int) -> None:

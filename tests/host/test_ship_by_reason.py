@@ -141,6 +141,8 @@ def test_bytecode_only_for_imported_modules(farm: tuple[Path, Manifest, str]) ->
     lib = str(RUNTIME.prefix / "python" / "lib" / "python3.11")
     assert f"{lib}/json/__pycache__/__init__.cpython-311.pyc" in paths
     assert f"{lib}/__pycache__/decimal.cpython-311.pyc" not in paths
+    # The farm's own site hook runs at every start: compiled, not compiled again each time.
+    assert f"{lib}/__pycache__/sitecustomize.cpython-311.pyc" in paths
     zipped = zipfile.ZipFile(root / str(RUNTIME.prefix / "python/lib/python311.zip")[1:])
     names = set(zipped.namelist())
     assert {"decimal.py", "asyncio/runners.py"} <= names and "json/__init__.py" not in names
