@@ -97,6 +97,22 @@ def test_the_sources_kept_beside_their_pyc_are_named_where_the_floor_allows_more
         "16.0 = 1.60x (FAIL <= 1.5), the floor allows 1.50x")
 
 
+def test_against_pyinstaller_the_uncompressed_bytecode_is_named_only_when_it_is_the_reason(
+) -> None:
+    # Base-provided floor: libc 2 + loader 0.2 + tzdata 1 + CA 0.2 = 3.4 MB.
+    r = {**_result(1e6), "pyinstaller_bytes": 20e6, "pyinstaller_modules": 3e6,
+         "prune_pyc": 6e6, "prune_pyc_zlib": 2e6}
+    assert BENCH.pyinstaller_cell({**r, "prune_farm": 19e6}) == "20.0 (pass)"
+    assert BENCH.pyinstaller_cell({**r, "prune_farm": 23e6}).startswith("20.0 (the floor: ")
+    # 25.0 - 3.4 = 21.6 MB; with its .pyc compressed 21.6 - 6 + 2 = 17.6 MB, smaller.
+    cell = BENCH.pyinstaller_cell({**r, "prune_farm": 25e6})
+    assert cell.startswith("20.0 (FAIL, floor: the uncompressed .pyc: 21.6 MB without libc")
+    assert "which would make it 17.6 MB" in cell
+    # Compressed or not, larger: a plain FAIL.
+    cell = BENCH.pyinstaller_cell({**r, "prune_farm": 30e6})
+    assert cell.startswith("20.0 (FAIL: 26.6 MB without libc")
+
+
 def test_kept_sources_are_the_py_files_beside_a_pyc() -> None:
     files = (
         _record("/app/python/lib/python3.11/json/decoder.py", 100, "stdlib", "traced"),
