@@ -73,9 +73,10 @@ class _Recorder:
             pass
 
     def _after_import(self) -> None:
-        """Record the new modules. Read the maps when native code came in: at once after
-        ctypes loaded a library, else at most every _MAPS_EVERY_S (the driver samples them
-        too). Under the native tracer, which sees every library opened, only at exit."""
+        """Record the new modules. Read the maps when native code came in: at the first
+        import after ctypes loaded a library, else at most every _MAPS_EVERY_S (the driver
+        samples them too). Under the native tracer, which sees every library opened, only
+        at exit."""
         self._maps_due = self.catch_up() or self._maps_due
         if _NATIVE_TRACER:
             return
