@@ -13,7 +13,8 @@ from pathlib import Path
 from ..errors import AssembleError
 
 # Runs in the app's interpreter (CPython 3.8+, standard library only). Reads
-# [[source in the builder, .py in the farm, sourceless], ...] as JSON on stdin.
+# [[source in the builder (or, generated, the path in the image), .py in the farm,
+# sourceless], ...] as JSON on stdin.
 _WRITE_PYC = r"""
 import importlib.util, json, marshal, os, sys
 
@@ -33,7 +34,9 @@ def cached_body(source, data):
     return body
 
 for source, target, sourceless in json.load(sys.stdin):
-    with open(source, "rb") as f:
+    # The farm's copy: what the image holds. ``source`` names the code and finds the
+    # builder's .pyc.
+    with open(target, "rb") as f:
         data = f.read()
     body = cached_body(source, data)
     if body is None:

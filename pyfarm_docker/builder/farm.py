@@ -130,10 +130,11 @@ def _copy(source: str, target: str) -> str:
 
 
 def bytecode_jobs(plan: Plan, root: Path) -> list[tuple[str, Path, bool]]:
-    """(builder source, .py in the staged farm, sourceless) for each module to compile; a
-    generated module (the site hook) is compiled from its staged file."""
+    """(builder source, .py in the staged farm, sourceless) for each module to compile. A
+    generated module (the site hook) has no builder source: its path in the image names
+    its code, which the staging directory must not (the same input, the same bytes)."""
     by_dest = {e.dest: e for e in plan.entries}
-    return [(by_dest[dest].source or str(root / dest), root / dest, dest in plan.sourceless)
+    return [(by_dest[dest].source or f"/{dest}", root / dest, dest in plan.sourceless)
             for dest in sorted(plan.bytecode)]
 
 

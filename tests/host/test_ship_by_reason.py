@@ -165,6 +165,14 @@ def test_the_stdlib_zip_is_read_without_a_codec(farm: tuple[Path, Manifest, str]
     assert done.stdout.split() == ["True", "False"], done.stderr
 
 
+def test_the_same_trace_gives_the_same_farm_wherever_it_is_assembled(
+        farm: tuple[Path, Manifest, str], tmp_path: Path) -> None:
+    """Generated files too (the site hook's .pyc once named its staging directory)."""
+    root, manifest, _ = farm
+    again = assemble(AssembleOptions(root.parent / "trace.json", tmp_path / "elsewhere"))
+    assert {f.path: f.sha256 for f in again.files} == {f.path: f.sha256 for f in manifest.files}
+
+
 def test_every_file_has_a_reason(farm: tuple[Path, Manifest, str]) -> None:
     _, manifest, _ = farm
     reasons = {f.reason.split(" of ")[0] for f in manifest.files}
