@@ -77,9 +77,10 @@ class _Recorder:
         import after ctypes loaded a library, else at most every _MAPS_EVERY_S (the driver
         samples them too). Under the native tracer, which sees every library opened, only
         at exit."""
-        self._maps_due = self.catch_up() or self._maps_due
+        native = self.catch_up()
         if _NATIVE_TRACER:
             return
+        self._maps_due = self._maps_due or native
         if self._dlopened or (self._maps_due and self._maps_wait_over()):
             self._maps_due = self._dlopened = False
             self._on_maps()
@@ -148,7 +149,7 @@ class _Recorder:
 def _mapped_files() -> list[str]:
     """Files mapped into this process. A line's path is the field that starts with "/"
     after the address, mode, offset, device and inode (which hold none). One read and a
-    find per line: this runs after every import that loaded native code."""
+    find per line: a large app's maps run to thousands of lines."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as maps:
             lines = maps.read().splitlines()
