@@ -786,29 +786,28 @@ def pyinstaller_cell(r: dict[str, Any]) -> str:
               f"({_mb(provided)} MB), which PyInstaller takes from its base image")
     if prune_size - provided < pyi:
         return f"{_mb(pyi)} (the floor: {beside})"
-    return f"{_mb(pyi)} ({_bytecode_floor(r, prune_size - provided)}: {beside}" \
-        f"{_bytecode_beside(r, prune_size - provided)})"
+    compressed = _with_compressed_pyc(r, prune_size - provided)
+    floor = ("FAIL" if compressed is None or compressed >= pyi
+             else "FAIL, floor: the uncompressed .pyc")
+    return f"{_mb(pyi)} ({floor}: {beside}{_bytecode_beside(r, compressed)})"
 
 
-def _bytecode_floor(r: dict[str, Any], without_base: int) -> str:
-    """FAIL, naming the uncompressed bytecode as the floor where compressing it as
-    PyInstaller does would make --prune smaller."""
+def _with_compressed_pyc(r: dict[str, Any], without_base: int) -> int | None:
+    """--prune without the base-provided files, its .pyc compressed as PyInstaller's archive
+    stores modules (None when not measured)."""
     pyc, zipped = r.get("prune_pyc"), r.get("prune_pyc_zlib")
-    if pyc is None or zipped is None or without_base - pyc + zipped >= r["pyinstaller_bytes"]:
-        return "FAIL"
-    return "FAIL, floor: the uncompressed .pyc"
+    return None if pyc is None or zipped is None else without_base - pyc + zipped
 
 
-def _bytecode_beside(r: dict[str, Any], without_base: int) -> str:
-    modules, pyc, zipped = (r.get("pyinstaller_modules"), r.get("prune_pyc"),
-                            r.get("prune_pyc_zlib"))
+def _bytecode_beside(r: dict[str, Any], compressed: int | None) -> str:
+    modules, pyc = r.get("pyinstaller_modules"), r.get("prune_pyc")
     if modules is None or pyc is None:
         return ""
     text = (f"; .pyc here {_mb(pyc)} MB, PyInstaller's zlib-compressed modules "
             f"{_mb(modules)} MB")
-    if zipped is not None:
+    if compressed is not None:
         text += (f"; the same .pyc zlib-compressed as PyInstaller's archive stores them "
-                 f"{_mb(zipped)} MB, which would make it {_mb(without_base - pyc + zipped)} MB")
+                 f"{_mb(r['prune_pyc_zlib'])} MB, which would make it {_mb(compressed)} MB")
     return text + ": compressed modules cost every start-up (target <= 1.0), see design.md"
 
 
