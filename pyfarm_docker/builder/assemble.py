@@ -49,11 +49,12 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     policy = plan.Policy(options.prune, options.keep_tests, options.keep_headers)
     p = plan.Planner(options.prefix, plan.Usage.of(trace), policy)
     zips = [e.path for e in trace.sys_path if e.kind == "stdlib-zip"]
-    python = plan.add_interpreter(p, trace.interpreter,
-                                  os.path.basename(zips[0]) if zips else None)
+    zip_name = os.path.basename(zips[0]) if zips else None
+    python = plan.add_interpreter(p, trace.interpreter, zip_name)
     sites = plan.add_site_dirs(p, trace)
     plan.add_app(p, trace)
-    site_hook = _add_site_hook(p, trace.interpreter, sites)
+    untraced = plan.UntracedStdlib.of(p, zip_name) if zip_name and p.zipped else None
+    site_hook = _add_site_hook(p, trace.interpreter, sites, untraced)
     natives = native.plan_native(p, trace, ldso.Resolver(), python)
     essentials.add_essentials(p, trace, natives.interpreter)
     nativefiles.add_native_files(p, trace)
@@ -71,13 +72,13 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
                      plan.sourceless(p, bytecode), frozenset(p.prunable), tuple(p.zipped), base)
 
 
-def _add_site_hook(p: plan.Planner, interp: Interpreter,
-                   sites: list[PurePosixPath]) -> PurePosixPath:
+def _add_site_hook(p: plan.Planner, interp: Interpreter, sites: list[PurePosixPath],
+                   untraced: plan.UntracedStdlib | None) -> PurePosixPath:
     dest = p.under("python", "lib", interp.version_dir, "sitecustomize.py")
     original = Path(interp.stdlib, "sitecustomize.py")
     p.entries.pop(dest, None)
-    p.text(dest, plan.site_hook(sites, original if original.exists() else None,
-                                bool(p.zipped)), "runtime", "essential")
+    p.text(dest, plan.site_hook(sites, original if original.exists() else None, untraced),
+           "runtime", "essential")
     return dest
 
 

@@ -6,7 +6,6 @@ import hashlib
 import os
 import shutil
 import stat
-import struct
 import subprocess
 import zipfile
 from dataclasses import dataclass
@@ -48,13 +47,8 @@ def write_entries(plan: Plan, root: Path) -> dict[str, str]:
     return digests
 
 
-_UTF8_NAMES = 0x800  # general purpose flag bit 11 (APPNOTE 4.4.4)
-
-
 def _write_zip(target: Path, members: tuple[tuple[str, str], ...]) -> None:
-    """A deflated zip with fixed dates and order: the same sources give the same bytes.
-    Names are flagged UTF-8: zipfile decodes unflagged ones as cp437, and importing that
-    codec (importlib.metadata reads every sys.path zip) took 5 ms of an app's start-up."""
+    """A deflated zip with fixed dates and order: the same sources give the same bytes."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for name, source in sorted(members):
@@ -63,26 +57,7 @@ def _write_zip(target: Path, members: tuple[tuple[str, str], ...]) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             with open(source, "rb") as f:
                 archive.writestr(info, f.read())
-    _flag_utf8_names(target)
     os.chmod(target, 0o644)
-
-
-def _flag_utf8_names(target: Path) -> None:
-    """Set the UTF-8 flag in every local and central header: zipfile sets it only for
-    names that are not ASCII (and resets what a ZipInfo carries). The zip has no comment
-    and is far below the zip64 limits, so its end record is its last 22 bytes."""
-    with open(target, "r+b") as f:
-        data = bytearray(f.read())
-        entries, _, central = struct.unpack_from("<HLL", data, len(data) - 12)
-        for _ in range(entries):
-            name, extra, comment = struct.unpack_from("<3H", data, central + 28)
-            local = struct.unpack_from("<L", data, central + 42)[0]
-            for flags_at in (central + 8, local + 6):
-                flags = struct.unpack_from("<H", data, flags_at)[0]
-                struct.pack_into("<H", data, flags_at, flags | _UTF8_NAMES)
-            central += 46 + name + extra + comment
-        f.seek(0)
-        f.write(data)
 
 
 def _write(entry: Entry, target: str, made: set[str]) -> str | None:

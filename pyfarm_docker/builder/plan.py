@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -177,8 +178,9 @@ class Planner:
 def add_interpreter(p: Planner, interp: Interpreter, zip_name: str | None) -> PurePosixPath:
     """python/bin/python (a real file: getpath needs it), the stdlib less its exclusion
     list (only what the run used, with prune), and lib-dynload. Pure-Python stdlib
-    packages the run never touched go into ``zip_name``, the zip CPython puts first on
-    sys.path: a quarter of the bytes, and still importable, with source lines."""
+    packages the run never touched go into a zip beside where ``zip_name``, the zip
+    CPython puts first on sys.path, would be (see untraced_stdlib_zip): a quarter of the
+    bytes, and still importable, with source lines."""
     python = p.under("python", "bin", "python")
     p.file(python, interp.executable, "runtime", "interpreter", "essential")
     lib = p.under("python", "lib", interp.version_dir)
@@ -192,7 +194,7 @@ def add_interpreter(p: Planner, interp: Interpreter, zip_name: str | None) -> Pu
         else:
             _add_stdlib_file(p, stdlib_dir / rel, lib / rel, rel)
     if p.zipped and zip_name:
-        p.add(Entry(p.under("python", "lib", zip_name), "zip", "runtime", "stdlib",
+        p.add(Entry(untraced_stdlib_zip(p, zip_name), "zip", "runtime", "stdlib",
                     reason="complete"))
     p.directory(lib / "lib-dynload", "runtime")  # a landmark of getpath, even when empty
     for rel in _walk(dynload, stdlib.SKIPPED_DIRS) if dynload.is_dir() else []:
@@ -200,16 +202,27 @@ def add_interpreter(p: Planner, interp: Interpreter, zip_name: str | None) -> Pu
     return python
 
 
+_LANDMARK = PurePosixPath("os.py")  # getpath finds the stdlib directory by it
+
+
+def untraced_stdlib_zip(p: Planner, zip_name: str) -> PurePosixPath:
+    """Where the untraced stdlib modules go: not at ``zip_name`` itself, which would put
+    them first on sys.path (see _UNTRACED_STDLIB)."""
+    return p.under("python", "lib", zip_name[:-len(".zip")] + "-untraced.zip")
+
+
 def _untouched_units(p: Planner, top: Path, files: list[PurePosixPath]
                      ) -> set[PurePosixPath]:
     """Files of the stdlib's top-level modules and packages that the run did not use at
-    all and that hold only .py files (data files are read by path: they stay on disk)."""
+    all and that hold only .py files (data files are read by path: they stay on disk).
+    Never os.py, getpath's landmark for the stdlib directory."""
     units: dict[str, list[PurePosixPath]] = {}
     for rel in files:
         units.setdefault(stdlib.top_level(rel), []).append(rel)
     return {rel for name, rels in units.items()
             if name not in p.usage.imported and not stdlib.excluded(name, p.usage.imported)
             and all(r.suffix == ".py" and not p.usage.used(str(top / r)) for r in rels)
+            and rels != [_LANDMARK]
             for rel in rels}
 
 
@@ -228,7 +241,7 @@ def _add_stdlib_file(p: Planner, source: Path, dest: PurePosixPath, rel: PurePos
         return
     if p.keeps(str(source)):
         p.file(dest, str(source), "runtime", "stdlib")
-    elif rel == PurePosixPath("os.py"):  # getpath's landmark for the stdlib
+    elif rel == _LANDMARK:
         p.file(dest, str(source), "runtime", "stdlib", "essential")
 
 
@@ -378,14 +391,50 @@ def sourceless(p: Planner, bytecode: frozenset[PurePosixPath]) -> frozenset[Pure
                      and not (d.name == "os.py" and d.parent.parent == landmark))
 
 
-# Before 3.13 the default excepthook reads source lines from files on disk only; the
-# traceback module reads them through the zipped stdlib's loader too.
-_ZIP_TRACEBACKS = """
-import sys
+# The untraced stdlib modules' zip is not on sys.path: zipimport would read its directory at
+# every start and importlib.metadata would scan it. A finder at the place of CPython's own
+# stdlib zip, first on sys.path as in the builder, opens it when one of them is imported.
+_UNTRACED_STDLIB = """
+# The stdlib modules the traced run did not import: in {archive}.
+_UNTRACED_PACKAGES = {packages}
+_UNTRACED_MODULES = {modules} | _UNTRACED_PACKAGES
+
+
+class _UntracedStdlib:
+    zipped = None
+
+    def find_spec(self, name, target=None):
+        if name not in _UNTRACED_MODULES:
+            return None
+        if _UntracedStdlib.zipped is None:
+            import zipimport
+
+            _UntracedStdlib.zipped = zipimport.zipimporter({archive!r})
+        if hasattr(self.zipped, "find_spec"):
+            return self.zipped.find_spec(name, target)
+        import importlib.util  # before 3.10 zipimport finds loaders only
+
+        return importlib.util.spec_from_loader(name, self.zipped)
+
+    def invalidate_caches(self):
+        pass
+
+    def iter_modules(self, prefix=""):  # for pkgutil
+        return [(prefix + name, name in _UNTRACED_PACKAGES) for name in sorted(_UNTRACED_MODULES)]
+
+
+def _untraced_stdlib_hook(path):
+    if path != {entry!r}:
+        raise ImportError("not the stdlib zip")
+    return _UntracedStdlib()
+
+
+sys.path_hooks.insert(0, _untraced_stdlib_hook)
+sys.path_importer_cache[{entry!r}] = _UntracedStdlib()
 
 if sys.version_info < (3, 13) and sys.excepthook is sys.__excepthook__:
     def _print_exception(exc_type, value, tb):
-        # Source lines for frames in the zipped stdlib, as on disk.
+        # The default hook reads source lines from files only; traceback asks the loader.
         import traceback
 
         traceback.print_exception(exc_type, value, tb)
@@ -394,14 +443,42 @@ if sys.version_info < (3, 13) and sys.excepthook is sys.__excepthook__:
 """
 
 
-def site_hook(sites: list[PurePosixPath], original: Path | None, zipped: bool) -> str:
-    """A sitecustomize that adds the pN dirs (processing their .pth files), then runs the
-    interpreter's own sitecustomize, if it had one."""
+def _name_set(names: list[str]) -> str:
+    """A frozenset literal of ``names``, wrapped: the hook is read by people too."""
+    listed = textwrap.fill(", ".join(map(repr, sorted(names))), width=92, initial_indent="    ",
+                           subsequent_indent="    ", break_on_hyphens=False)
+    return f"frozenset({{\n{listed},\n}})" if names else "frozenset()"
+
+
+@dataclass(frozen=True)
+class UntracedStdlib:
+    """The zip of untraced stdlib modules: its path and CPython's stdlib zip path (on
+    sys.path) in the image, and its top-level modules (name: is a package)."""
+
+    archive: str
+    entry: str
+    names: dict[str, bool]
+
+    @classmethod
+    def of(cls, p: Planner, zip_name: str) -> UntracedStdlib:
+        names = {stdlib.top_level(PurePosixPath(rel)): "/" in rel for rel, _ in p.zipped}
+        return cls(f"/{untraced_stdlib_zip(p, zip_name)}",
+                   f"/{p.under('python', 'lib', zip_name)}", dict(sorted(names.items())))
+
+
+def site_hook(sites: list[PurePosixPath], original: Path | None,
+              untraced: UntracedStdlib | None) -> str:
+    """A sitecustomize that finds the untraced stdlib modules, adds the pN dirs (processing
+    their .pth files), then runs the interpreter's own sitecustomize, if it had one."""
     lines = ["# Written by pyfarm-docker: the farm's site directories, in traced order.",
-             "import site", ""]
+             "import site", "import sys", ""]
+    if untraced is not None:
+        names = untraced.names
+        lines.append(_UNTRACED_STDLIB.format(
+            archive=untraced.archive, entry=untraced.entry,
+            packages=_name_set([n for n in names if names[n]]),
+            modules=_name_set([n for n in names if not names[n]])))
     lines += [f"site.addsitedir({'/' + str(s)!r})" for s in sites]
-    if zipped:
-        lines.append(_ZIP_TRACEBACKS)
     if original is not None and original.is_file():
         lines += ["", "# The interpreter's own sitecustomize follows.",
                   original.read_text(encoding="utf-8")]

@@ -26,7 +26,7 @@ PLANTED = "pyfarm-test/import-all:planted"
 # wave: a pure-Python stdlib module stdlib_tour never imports, so only import-all can notice.
 _WAVE = re.compile(r"lib/python3\.\d+/wave\.py$")
 _WAVE_PYC = re.compile(r"lib/python3\.\d+/__pycache__/wave\.[^/]*pyc$")
-_STDLIB_ZIP = re.compile(r"lib/python3\d+\.zip$")
+_STDLIB_ZIP = re.compile(r"lib/python3\d+-untraced\.zip$")
 
 
 def _options(**changes: Any) -> Any:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import subprocess
 import sys
@@ -11,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import PYENV_PYTHONS
+
 pytestmark = pytest.mark.host
 
-PYTHONS = sorted(
-    p for minor in range(8, 14)
-    for p in glob.glob(f"/root/.pyenv/versions/3.{minor}.*/bin/python3.{minor}")[:1]
-)
+PYTHONS = PYENV_PYTHONS
 APP = """import json, sys
 print(json.dumps({"argv": sys.argv, "path0": sys.path[0], "main": __name__,
                   "shim_visible": any("_shim" in p for p in sys.path)}))

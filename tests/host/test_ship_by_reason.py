@@ -25,6 +25,7 @@ from tests.support.venvs import case_venv
 
 pytestmark = pytest.mark.host
 RUNTIME = Runtime()
+UNTRACED_ZIP = RUNTIME.prefix / "python/lib/python311-untraced.zip"
 
 APP = """import json, sys
 import messy, tidy, tidy.tests.helpers
@@ -134,8 +135,8 @@ def test_tests_and_headers_ship_only_when_imported(farm: tuple[Path, Manifest, s
 
 
 def test_bytecode_only_for_imported_modules(farm: tuple[Path, Manifest, str]) -> None:
-    """Imported modules get a .pyc; untouched pure-Python packages live in the stdlib zip,
-    as source, and still import with their source lines."""
+    """Imported modules get a .pyc; untouched pure-Python packages live in a zip, as source,
+    and still import with their source lines."""
     root, manifest, _ = farm
     paths = _paths(manifest)
     lib = str(RUNTIME.prefix / "python" / "lib" / "python3.11")
@@ -143,26 +144,35 @@ def test_bytecode_only_for_imported_modules(farm: tuple[Path, Manifest, str]) ->
     assert f"{lib}/__pycache__/decimal.cpython-311.pyc" not in paths
     # The farm's own site hook runs at every start: compiled, not compiled again each time.
     assert f"{lib}/__pycache__/sitecustomize.cpython-311.pyc" in paths
-    zipped = zipfile.ZipFile(root / str(RUNTIME.prefix / "python/lib/python311.zip")[1:])
+    zipped = zipfile.ZipFile(root / str(UNTRACED_ZIP)[1:])
     names = set(zipped.namelist())
     assert {"decimal.py", "asyncio/runners.py"} <= names and "json/__init__.py" not in names
+    assert "os.py" not in names and f"{lib}/os.py" in paths  # getpath's landmark
     code = "import asyncio; asyncio.run(None)"
     done = emptyroot.run(root, [str(RUNTIME.python), "-c", code], str(RUNTIME.workdir),
                          dict(RUNTIME.env()))
-    assert "python311.zip/asyncio/runners.py" in done.stderr
+    assert f"{UNTRACED_ZIP}/asyncio/runners.py" in done.stderr
     assert "raise ValueError(" in done.stderr  # the source line, read from the zip
 
 
-def test_the_stdlib_zip_is_read_without_a_codec(farm: tuple[Path, Manifest, str]) -> None:
-    """importlib.metadata opens every zip on sys.path with zipfile, which decodes names not
-    flagged UTF-8 as cp437: the farm's zip flags them, so that codec is never imported (the
-    builder, whose python311.zip does not exist, never imports it either)."""
+def test_the_untraced_stdlib_zip_is_read_only_when_used(farm: tuple[Path, Manifest, str]
+                                                        ) -> None:
+    """Not at start-up and not by importlib.metadata (which scans every sys.path zip): only
+    when one of its modules is imported. CPython's own stdlib zip does not exist, as in the
+    builder."""
     root, _, _ = farm
-    code = ("import importlib.metadata as m, sys; print(len(list(m.distributions())) > 0, "
-            "'encodings.cp437' in sys.modules)")
+    code = ("import sys, zipimport\n"
+            "print(sorted(zipimport._zip_directory_cache))\n"
+            "import importlib.metadata as m\n"  # its own imports are untraced here
+            "opened = []\n"
+            "sys.addaudithook(lambda e, a: opened.append(str(a[0])) if e == 'open' else None)\n"
+            "print(m.version('tidy'), sorted({p for p in opened if p.endswith('-untraced.zip')}))\n"
+            "import decimal\n"
+            "print(sorted({p for p in opened if p.endswith('-untraced.zip')}))\n")
     done = emptyroot.run(root, [str(RUNTIME.python), "-c", code], str(RUNTIME.workdir),
                          dict(RUNTIME.env()))
-    assert done.stdout.split() == ["True", "False"], done.stderr
+    assert done.stdout.splitlines() == ["[]", "1.0 []", f"['{UNTRACED_ZIP}']"], done.stderr
+    assert not (root / str(RUNTIME.prefix / "python/lib/python311.zip")[1:]).exists()
 
 
 def test_the_same_trace_gives_the_same_farm_wherever_it_is_assembled(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -11,6 +12,11 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("PYFARM_TEST_CACHE", REPO / ".cache"))
 CORPUS = Path(os.environ.get("PYFARM_CORPUS", REPO.parent / "shared" / "corpus")).resolve()
 HOST_PYTHON = os.environ.get("PYFARM_TEST_PYTHON", "/root/.pyenv/versions/3.11.7/bin/python3.11")
+# Every CPython 3.8-3.13 that pyenv has here, one of each minor version.
+PYENV_PYTHONS = sorted(
+    p for minor in range(8, 14)
+    for p in glob.glob(f"/root/.pyenv/versions/3.{minor}.*/bin/python3.{minor}")[:1]
+)
 
 
 def corpus_cases() -> list[Path]:
