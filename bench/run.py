@@ -54,9 +54,9 @@ BASE = "local/python:3.11-bookworm"
 STARTUP_MIN_RUNS = 10  # of each image, interleaved, for a verdict (issue 14)
 # More by default: on 2 shared cores `docker run` alone varies by a few hundred ms.
 STARTUP_RUNS = 20
-# plain, shim and traced runs in the builder, interleaved: with 9 (5 before), a case's plain
-# median moved by a quarter between bench runs.
-OVERHEAD_RUNS = 15
+# plain, traced, shim and native runs in the builder, interleaved: with 9 (5 before), a case's
+# plain median moved by a quarter between bench runs. A multiple of 4: see _IN_BUILDER's order.
+OVERHEAD_RUNS = 16
 MB = 1e6
 
 # Targets (issue 14). The default farm's ratio to the touched set applies where the
@@ -221,8 +221,11 @@ shimmed = dict(os.environ, PYFARM_TRACE_LOG="/tmp/bench-shim.log", PYTHONPATH=st
 native = list(wrap(tuple(app), Path("/tmp/bench-native.log")))
 plain_s, traced_s, shim_s, native_s = [], [], [], []
 run(app, server)  # warm the page cache
+# Each kind follows each other kind equally often (a Williams square): a run after the heavy
+# traced one is not always the shim's.
+ORDERS = ((0, 1, 3, 2), (1, 2, 0, 3), (2, 3, 1, 0), (3, 0, 2, 1))
 for n in range(req["runs"]):
-    for which in ((0, 1, 2, 3) if n % 2 == 0 else (3, 2, 1, 0)):
+    for which in ORDERS[n % 4]:
         if which == 0:
             plain_s.append(run(app, server))
         elif which == 1:
@@ -483,12 +486,18 @@ def wait_for_port(port: int, deadline: float, alive: Callable[[], bool]) -> bool
     100 ms steps (flask_server: every run 303, 403 or 503 ms): poll every 10 ms here (and
     in the builder, for the tracer's overhead)."""
     while time.monotonic() < deadline and alive():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(PORT_POLL_S)
+        if _port_open(port):
+            return True
+        time.sleep(PORT_POLL_S)
     return False
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def first_line_ms(argv: list[str], port: int | None) -> float:
@@ -530,6 +539,72 @@ def startup(image: str, builder: str, spec: AppSpec, runs: int) -> dict[str, Any
             "builder_ms": statistics.median(times["builder"]),
             "final_runs_ms": times["final"], "builder_runs_ms": times["builder"],
             "startup_load": [load, os.getloadavg()[0]]}
+
+
+# The process alone: a container of each image idles on its own python, which times the
+# app's command in a child, exec'd once a run. Creating the container (the same work for both
+# images) is most of `docker run`'s time and spread, `docker exec` adds 50 ms of its own.
+EXEC_RUNS = 30
+_IDLE = ["-c", "import time; time.sleep(1e9)"]
+_TIME_ONE_RUN = """
+import json, os, signal, socket, subprocess, sys, time
+cmd, port = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+started = time.monotonic()
+proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        start_new_session=True)
+if port is None:
+    proc.stdout.readline()
+else:
+    while proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.01)
+elapsed = (time.monotonic() - started) * 1000
+if port is not None and proc.poll() is None:
+    os.killpg(proc.pid, signal.SIGKILL)
+proc.communicate()
+print(elapsed if port is None or proc.returncode == -signal.SIGKILL else "no port")
+"""
+
+
+def exec_startup(client: Any, image: str, builder: str, spec: AppSpec,
+                 runs: int) -> dict[str, Any]:
+    """The app's process start-up in each image, ``runs`` times in one container of each,
+    interleaved (the order alternating), after one untimed run of each."""
+    config = client.images.get(image).attrs["Config"]
+    final_cmd = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+    sides = {"final": (image, final_cmd, {}),
+             "builder": (builder, [str(BUILDER_PYTHON), *spec.entry, *spec.checked_args],
+                         {"working_dir": str(BUILDER_SOURCE)})}
+    net = "host" if spec.kind == "server" else "none"
+    containers: dict[str, Any] = {}
+    times: dict[str, list[float]] = {"final": [], "builder": []}
+    try:
+        for which, (tag, cmd, extra) in sides.items():
+            containers[which] = client.containers.run(
+                tag, _IDLE, entrypoint=cmd[:1], network_mode=net, detach=True,
+                name=f"pyfarm-bench-exec-{which}-{time.monotonic_ns()}", **extra)
+        for n in range(runs + 1):
+            for which in ("final", "builder") if n % 2 == 0 else ("builder", "final"):
+                elapsed = time_in(containers[which], sides[which][1], spec.port)
+                if n:
+                    times[which].append(elapsed)
+    finally:
+        for container in containers.values():
+            container.remove(force=True)
+    return {"exec_final_runs_ms": times["final"], "exec_builder_runs_ms": times["builder"]}
+
+
+def time_in(container: Any, cmd: list[str], port: int | None) -> float:
+    """Time to the first output line of ``cmd`` run in ``container``, or for a server to its
+    open port, measured there by the container's own python (the command's first word)."""
+    done = container.exec_run([cmd[0], "-c", _TIME_ONE_RUN, json.dumps(cmd), json.dumps(port)])
+    try:
+        return float(done.output)
+    except ValueError:
+        raise RuntimeError(f"{cmd}: {done.output.decode(errors='replace')[-500:]}") from None
 
 
 # --- peers ----------------------------------------------------------------------------------
@@ -643,6 +718,8 @@ def bench_case(case: Path, startup_runs: int, overhead_runs: int) -> dict[str, A
                   builder_gzip=gzip_bytes(client, cold.builder_tag))
     log(f"{case.name}: start-up, {startup_runs} runs of each, interleaved")
     result.update(startup(tag, cold.builder_tag, spec, startup_runs))
+    log(f"{case.name}: process start-up, {EXEC_RUNS} execs of each, interleaved")
+    result.update(exec_startup(client, tag, cold.builder_tag, spec, EXEC_RUNS))
     log(f"{case.name}: incremental build, peers")
     result.update(incremental=incremental(case, spec, cold), **peers(client, case, spec))
     return result
@@ -811,45 +888,65 @@ def _bytecode_beside(r: dict[str, Any], compressed: int | None) -> str:
     return text + ": compressed modules cost every start-up (target <= 1.0), see design.md"
 
 
-def quartiles(values: Sequence[float]) -> tuple[float, float]:
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, q3
+def paired(runs: Sequence[float], against: Sequence[float]) -> tuple[float, float, float]:
+    """Median of runs[n] / against[n], and its 95% confidence interval (order statistics,
+    normal approximation). This machine's speed shifts by up to a third for seconds at a
+    time (a shared KVM host; one app's runs fall around 42 or 60 ms): runs made one after
+    the other share the shift, two series' medians need not."""
+    ratios = sorted(a / b for a, b in zip(runs, against))
+    k = max(int((len(ratios) - 1.96 * len(ratios) ** 0.5) / 2), 0)
+    return statistics.median(ratios), ratios[k], ratios[len(ratios) - 1 - k]
+
+
+def _verdict(ratio: float, low: float, target: float) -> str:
+    """pass or FAIL by the median; a FAIL whose interval reaches the target says so."""
+    if ratio <= target:
+        return "pass"
+    return "FAIL, within noise" if low <= target else "FAIL"
+
+
+def _shown(ratio: float, target: float) -> str:
+    """Three decimals where two would show the target itself beside a FAIL (1.004)."""
+    return f"{ratio:.3f}" if f"{ratio:.2f}" == f"{target:.2f}" else f"{ratio:.2f}"
 
 
 def startup_cell(r: dict[str, Any]) -> str:
-    """The verdict is the ratio of the medians (issue 14). The spread beside it: each
-    series' interquartile range, and the median and quartiles of the ratios of the runs
-    made one after the other (run n of each: same moment, same load on the machine)."""
-    final: list[float] = r["final_runs_ms"]
-    builder: list[float] = r["builder_runs_ms"]
-    start = r["final_ms"] / r["builder_ms"]
+    """The verdict (issue 14: final / builder <= 1.0 over >= 10 interleaved runs): the
+    process start-up, timed in a running container of each image, as the median of the
+    paired ratios. Beside it, each series' median, and `docker run` (container creation
+    included) the same way."""
+    final, builder = r["exec_final_runs_ms"], r["exec_builder_runs_ms"]
     runs = min(len(final), len(builder))
-    verdict = (_ok(start <= STARTUP_TARGET) if runs >= STARTUP_MIN_RUNS
+    ratio, low, high = paired(final, builder)
+    verdict = (_verdict(ratio, low, STARTUP_TARGET) if runs >= STARTUP_MIN_RUNS
                else "too few runs to tell")
-    # Three decimals where two would show the target itself beside a FAIL (1.004).
-    shown = f"{start:.3f}" if f"{start:.2f}" == f"{STARTUP_TARGET:.2f}" else f"{start:.2f}"
-    cell = f"{r['final_ms']:.0f} / {r['builder_ms']:.0f} = {shown} ({verdict}, {runs} runs)"
-    if runs < 2:
-        return cell
-    (f1, f3), (b1, b3) = quartiles(final), quartiles(builder)
-    paired = [f / b for f, b in zip(final, builder)]
-    p1, p3 = quartiles(paired)
-    return (cell + f"; IQR {f1:.0f}-{f3:.0f} / {b1:.0f}-{b3:.0f}; paired "
-            f"{statistics.median(paired):.2f} ({p1:.2f}-{p3:.2f})")
+    run_ratio = paired(r["final_runs_ms"], r["builder_runs_ms"])
+    return (f"{_shown(ratio, STARTUP_TARGET)} ({verdict}, {runs} runs; {low:.2f}-{high:.2f}); "
+            f"medians {statistics.median(final):.0f} / {statistics.median(builder):.0f}; "
+            f"docker run {run_ratio[0]:.2f} ({run_ratio[1]:.2f}-{run_ratio[2]:.2f}), medians "
+            f"{r['final_ms']:.0f} / {r['builder_ms']:.0f}")
+
+
+def overhead_cell(r: dict[str, Any]) -> str:
+    """The app under the trace shim against the plain app, paired runs (<= 1.2)."""
+    ratio, low, high = paired(r["shim_runs"], r["plain_runs"])
+    return (f"{_shown(ratio, OVERHEAD_TARGET)} ({_verdict(ratio, low, OVERHEAD_TARGET)}; "
+            f"{low:.2f}-{high:.2f}); medians {r['shim_s']:.2f} / {r['plain_s']:.2f} s; whole "
+            f"trace command {r['traced_s']:.2f}")
 
 
 def native_cell(r: dict[str, Any]) -> str:
-    """The app under the shim and the native file tracer against the plain app."""
+    """The app under the shim and the native file tracer against the plain app, paired."""
     if r.get("native_s") is None:
         return "-"
-    ratio = r["native_s"] / r["plain_s"]
+    ratio, low, high = paired(r["native_runs"], r["plain_runs"])
     target = NATIVE_TARGET_BY_CASE.get(r["case"])
-    verdict = f" ({_ok(ratio <= target)} <= {target:g})" if target else ""
-    return f"{r['native_s']:.2f} / {r['plain_s']:.2f} = {ratio:.2f}{verdict}"
+    verdict = f" ({_verdict(ratio, low, target)} <= {target:g})" if target else ""
+    return (f"{ratio:.2f}{verdict} ({low:.2f}-{high:.2f}); medians {r['native_s']:.2f} / "
+            f"{r['plain_s']:.2f} s")
 
 
 def speed_row(r: dict[str, Any]) -> str:
-    overhead = r["shim_s"] / r["plain_s"]
     trace_assemble = (r["trace_s"] or 0) + (r["assemble_s"] or 0)
     ta_target = TRACE_ASSEMBLE_TARGET_BY_CASE.get(r["case"])
     ta_cell = (f"{r['trace_s'] or 0:.1f} + {r['assemble_s'] or 0:.1f}"
@@ -860,10 +957,7 @@ def speed_row(r: dict[str, Any]) -> str:
                else f"FAIL: {', '.join(list(broken)[:8])}{' ...' if len(broken) > 8 else ''}")
     prune_verify = "pass" if r.get("prune_ok") else "FAIL"
     return (f"| {r['case']} | {imports} | {prune_verify} | "
-            f"{startup_cell(r)} | {ta_cell} | "
-            f"{r['shim_s']:.2f} / {r['plain_s']:.2f} = {overhead:.2f} "
-            f"({_ok(overhead <= OVERHEAD_TARGET)}); whole trace command {r['traced_s']:.2f} | "
-            f"{native_cell(r)} | "
+            f"{startup_cell(r)} | {ta_cell} | {overhead_cell(r)} | {native_cell(r)} | "
             f"{r['cold_s']:.0f} / {r['warm_s']:.0f} | "
             f"{r['incremental'] / MB:.2f} ({_ok(r['incremental'] <= INCREMENTAL_TARGET)}) |")
 
@@ -876,10 +970,10 @@ SIZE_HEADER = "\n".join([
     "|---|---|---|---|---|---|---|---|",
 ])
 SPEED_HEADER = "\n".join([
-    "| case | verify --import-all | --prune verify | start-up ms final / builder, median "
-    "(<= 1.0) | trace + assemble s | tracer overhead: the app's run under the shim / plain s "
-    "(<= 1.2) "
-    "| with the native file tracer: shim + fstrace / plain s "
+    "| case | verify --import-all | --prune verify | start-up final / builder: the process, "
+    "paired (<= 1.0) | trace + assemble s | tracer overhead: the app's run under the shim / "
+    "plain, paired (<= 1.2) "
+    "| with the native file tracer: shim + fstrace / plain, paired "
     "| build s cold / warm | incremental MB (<= 1) |",
     "|---|---|---|---|---|---|---|---|---|",
 ])
@@ -924,18 +1018,29 @@ NOTES = f"""Made by `make bench` (bench/run.py) on one machine, in one run (base
 - Targets (issue 14): farm <= {FARM_TARGET}x touched where touched is over
   {FARM_TARGET_MIN_TOUCHED / MB:.0f} MB, <= 1.75x for ctypes_dlopen and module_entry;
   --prune <= {PRUNE_TARGET}x (1.3x ctypes_dlopen) and smaller than PyInstaller onedir;
-  start-up final / builder <= {STARTUP_TARGET} (medians of >= {STARTUP_MIN_RUNS} interleaved
-  runs of each, `docker run` to the first output line or open port; here {STARTUP_RUNS} of
-  each after one untimed run of each, the order alternating final-builder, builder-final;
-  the cell adds each series' interquartile range in ms and, as "paired", the median (and
-  quartiles) of the ratios of run n of the image to run n of the builder); trace +
-  assemble <= 8 s for pandas_frame, <= 25 s for scale; the tracer adds <= 20% to the app's
-  run in the builder:
-  the app under the trace shim against the plain app (medians of {OVERHEAD_RUNS} interleaved
-  runs of each, in one builder container). The whole `pyfarm-docker trace` command, with
-  the tool's own start, the interpreter's description and trace.json, is shown beside it.
-  The native file tracer (issue 15: <= 2x for pandas_frame): the app under the shim and
-  pyfarm-fstrace, as `trace` runs it, against the plain app, in the same interleaved runs.
+  start-up final / builder <= {STARTUP_TARGET} (>= {STARTUP_MIN_RUNS} interleaved runs of
+  each); trace + assemble <= 8 s for pandas_frame, <= 25 s for scale; the tracer adds <= 20%
+  to the app's run in the builder.
+- **paired**: this machine's speed shifts by up to a third for seconds at a time (a shared
+  KVM host: one app's plain runs fall around 42 or around 60 ms), so two series' medians
+  move with how many of their runs fell in a slow stretch. Runs made one after the other
+  share it: a ratio is the median of the ratios of run n of one series to run n of the
+  other, with its 95% confidence interval in brackets and each series' median beside it.
+  A ratio over its target whose interval reaches the target is a "FAIL, within noise".
+- **start-up**: the process, with the container already running: each image idles in one
+  container on its own python, and the app's command (the image's entrypoint and command;
+  in the builder, its venv's python on the same arguments) is timed in it by that python,
+  from starting the child to its first output line or open port, {EXEC_RUNS} times each
+  after one untimed run of each, the order alternating. Creating a container is the same
+  work for both images and most of `docker run`'s time and spread (`docker exec` adds its
+  own 50 ms): `docker run` to the same point ({STARTUP_RUNS} runs of each, interleaved) is
+  shown beside it.
+- **tracer overhead**: the app under the trace shim against the plain app ({OVERHEAD_RUNS}
+  runs of each, in one builder container, interleaved with the two below so that each kind
+  follows each other kind as often). The whole `pyfarm-docker trace` command, with the
+  tool's own start, the interpreter's description and trace.json, is shown beside it. The
+  native file tracer (issue 15: <= 2x for pandas_frame): the app under the shim and
+  pyfarm-fstrace, as `trace` runs it, against the plain app.
 - **gzip**: the image's layers, each gzip-compressed at level 6, summed: what a registry
   stores. Image sizes are uncompressed, as the engine reports them.
 - **verify --import-all**: every top-level module shipped in the default image imports there

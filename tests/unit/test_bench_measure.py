@@ -141,7 +141,7 @@ def test_the_floor_of_a_default_farm_by_the_manifest_reasons() -> None:
         _record("/etc/ssl/certs/ca-certificates.crt", 300, "essential", "essential"),
         _record("/sbin/ldconfig", 900, "essential", "essential"),
         _record("/app/.pyfarm/sbom.spdx.json", 20, "essential", "essential"),
-        _record("/app/python/lib/python311.zip", 1500, "stdlib", "complete"),
+        _record("/app/python/lib/python311-untraced.zip", 1500, "stdlib", "complete"),
         _record("/app/python/lib/python3.11/json/__init__.py", 10, "stdlib", "traced"),
         # An untraced stdlib extension module, its library, and that library's own.
         _record(f"/app/reals/r/_ssl{so}", 50, "stdlib", "complete"),
@@ -170,16 +170,31 @@ def test_the_untouched_floor_leaves_out_what_the_run_read() -> None:
     assert BENCH.untouched_floor(r) == {"runtime": 60 + 0 + 20, "stdlib": 7150}
 
 
-def test_start_up_gives_the_ratio_of_medians_and_the_spread() -> None:
-    r = {"final_ms": 500.0, "builder_ms": 400.0,
-         "final_runs_ms": [400.0, 500.0, 600.0, 700.0, 450.0, 500.0, 550.0, 500.0, 500.0, 300.0],
-         "builder_runs_ms": [400.0] * 10}
-    assert BENCH.startup_cell(r) == (
-        "500 / 400 = 1.25 (FAIL, 10 runs); IQR 462-538 / 400-400; paired 1.25 (1.16-1.34)")
-    close = {**r, "final_ms": 401.5}
-    assert BENCH.startup_cell(close).startswith("402 / 400 = 1.004 (FAIL, 10 runs)")
-    few = {**r, "final_runs_ms": [500.0, 500.0], "builder_runs_ms": [600.0, 400.0]}
-    assert BENCH.startup_cell(few).startswith("500 / 400 = 1.25 (too few runs to tell, 2 runs)")
+def test_start_up_pairs_the_runs_made_one_after_the_other() -> None:
+    """A slow stretch of the machine moves both runs of a pair: the paired ratio stays."""
+    builder = [40.0] * 6 + [60.0] * 4
+    final = [39.0] * 6 + [58.0] * 4
+    r = {"exec_final_runs_ms": final, "exec_builder_runs_ms": builder,
+         "final_runs_ms": [300.0, 330.0], "builder_runs_ms": [330.0, 300.0],
+         "final_ms": 315.0, "builder_ms": 315.0}
+    assert BENCH.startup_cell(r) == ("0.97 (pass, 10 runs; 0.97-0.97); medians 39 / 40; "
+                                     "docker run 1.00 (0.91-1.10), medians 315 / 315")
+    slower = {**r, "exec_final_runs_ms": [b * 1.004 for b in builder]}
+    assert BENCH.startup_cell(slower).startswith("1.004 (FAIL, 10 runs; 1.00-1.00)")
+    spread = [0.98, 0.99, 1.0, 1.01, 1.02, 1.03, 1.03, 1.04, 1.05, 1.06]
+    noisy = {**r, "exec_final_runs_ms": [b * x for b, x in zip(builder, spread)]}
+    assert BENCH.startup_cell(noisy).startswith("1.02 (FAIL, within noise, 10 runs; 0.99-1.05)")
+    few = {**r, "exec_final_runs_ms": final[:2], "exec_builder_runs_ms": builder[:2]}
+    assert BENCH.startup_cell(few).startswith("0.97 (too few runs to tell, 2 runs")
+
+
+def test_tracer_overhead_is_the_paired_ratio() -> None:
+    r = {"shim_runs": [0.044, 0.066, 0.045], "plain_runs": [0.040, 0.060, 0.041],
+         "shim_s": 0.045, "plain_s": 0.041, "traced_s": 0.3, "case": "x",
+         "native_runs": [0.08, 0.12, 0.09], "native_s": 0.09}
+    assert BENCH.overhead_cell(r) == ("1.10 (pass; 1.10-1.10); medians 0.04 / 0.04 s; whole "
+                                      "trace command 0.30")
+    assert BENCH.native_cell(r).startswith("2.00 (2.00-2.20); medians 0.09 / 0.04 s")
 
 
 def test_tables_are_written_again_from_a_runs_raw_figures(tmp_path: Path) -> None:
