@@ -544,7 +544,8 @@ def startup(image: str, builder: str, spec: AppSpec, runs: int) -> dict[str, Any
 # The process alone: a container of each image idles on its own python, which times the
 # app's command in a child, exec'd once a run. Creating the container (the same work for both
 # images) is most of `docker run`'s time and spread, `docker exec` adds 50 ms of its own.
-EXEC_RUNS = 30
+EXEC_RUNS = 60  # of each, or fewer past EXEC_BUDGET_S (scale's runs take 2.6 s)
+EXEC_BUDGET_S = 150
 _IDLE = ["-c", "import time; time.sleep(1e9)"]
 _TIME_ONE_RUN = """
 import json, os, signal, socket, subprocess, sys, time
@@ -571,8 +572,9 @@ print(elapsed if port is None or proc.returncode == -signal.SIGKILL else "no por
 
 def exec_startup(client: Any, image: str, builder: str, spec: AppSpec,
                  runs: int) -> dict[str, Any]:
-    """The app's process start-up in each image, ``runs`` times in one container of each,
-    interleaved (the order alternating), after one untimed run of each."""
+    """The app's process start-up in each image, ``runs`` times in one container of each
+    (fewer once EXEC_BUDGET_S are spent, never under 2 * STARTUP_MIN_RUNS), interleaved (the
+    order alternating), after one untimed run of each."""
     config = client.images.get(image).attrs["Config"]
     final_cmd = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
     sides = {"final": (image, final_cmd, {}),
@@ -586,7 +588,10 @@ def exec_startup(client: Any, image: str, builder: str, spec: AppSpec,
             containers[which] = client.containers.run(
                 tag, _IDLE, entrypoint=cmd[:1], network_mode=net, detach=True,
                 name=f"pyfarm-bench-exec-{which}-{time.monotonic_ns()}", **extra)
+        deadline = time.monotonic() + EXEC_BUDGET_S
         for n in range(runs + 1):
+            if n > 2 * STARTUP_MIN_RUNS and time.monotonic() > deadline:
+                break
             for which in ("final", "builder") if n % 2 == 0 else ("builder", "final"):
                 elapsed = time_in(containers[which], sides[which][1], spec.port)
                 if n:
@@ -718,7 +723,7 @@ def bench_case(case: Path, startup_runs: int, overhead_runs: int) -> dict[str, A
                   builder_gzip=gzip_bytes(client, cold.builder_tag))
     log(f"{case.name}: start-up, {startup_runs} runs of each, interleaved")
     result.update(startup(tag, cold.builder_tag, spec, startup_runs))
-    log(f"{case.name}: process start-up, {EXEC_RUNS} execs of each, interleaved")
+    log(f"{case.name}: process start-up, up to {EXEC_RUNS} runs of each, interleaved")
     result.update(exec_startup(client, tag, cold.builder_tag, spec, EXEC_RUNS))
     log(f"{case.name}: incremental build, peers")
     result.update(incremental=incremental(case, spec, cold), **peers(client, case, spec))
@@ -1031,7 +1036,8 @@ NOTES = f"""Made by `make bench` (bench/run.py) on one machine, in one run (base
   container on its own python, and the app's command (the image's entrypoint and command;
   in the builder, its venv's python on the same arguments) is timed in it by that python,
   from starting the child to its first output line or open port, {EXEC_RUNS} times each
-  after one untimed run of each, the order alternating. Creating a container is the same
+  (fewer, at least {2 * STARTUP_MIN_RUNS}, once {EXEC_BUDGET_S} s are spent) after one
+  untimed run of each, the order alternating. Creating a container is the same
   work for both images and most of `docker run`'s time and spread (`docker exec` adds its
   own 50 ms): `docker run` to the same point ({STARTUP_RUNS} runs of each, interleaved) is
   shown beside it.
