@@ -178,9 +178,9 @@ class Planner:
 def add_interpreter(p: Planner, interp: Interpreter, zip_name: str | None) -> PurePosixPath:
     """python/bin/python (a real file: getpath needs it), the stdlib less its exclusion
     list (only what the run used, with prune), and lib-dynload. Pure-Python stdlib
-    packages the run never touched go into a zip beside where ``zip_name``, the zip
-    CPython puts first on sys.path, would be (see untraced_stdlib_zip): a quarter of the
-    bytes, and still importable, with source lines."""
+    packages the run never touched go into a zip off sys.path (untraced_stdlib_zip), found
+    through the place of ``zip_name``, the stdlib zip CPython puts first on sys.path: a
+    quarter of the bytes, and still importable, with source lines."""
     python = p.under("python", "bin", "python")
     p.file(python, interp.executable, "runtime", "interpreter", "essential")
     lib = p.under("python", "lib", interp.version_dir)
