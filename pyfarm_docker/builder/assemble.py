@@ -77,8 +77,8 @@ def _add_site_hook(p: plan.Planner, interp: Interpreter, sites: list[PurePosixPa
     dest = p.under("python", "lib", interp.version_dir, "sitecustomize.py")
     original = Path(interp.stdlib, "sitecustomize.py")
     p.entries.pop(dest, None)
-    p.text(dest, plan.site_hook(sites, original if original.exists() else None, untraced),
-           "runtime", "essential")
+    p.text(dest, plan.site_hook(sites, original if original.exists() else None, untraced,
+                                interp.user_site), "runtime", "essential")
     return dest
 
 

@@ -466,12 +466,24 @@ class UntracedStdlib:
                    f"/{p.under('python', 'lib', zip_name)}", dict(sorted(names.items())))
 
 
+# site adds the user site directory before it imports sitecustomize.
+_NO_USER_SITE = """
+# The builder's interpreter (a venv) has no user site directory: neither has this one.
+site.ENABLE_USER_SITE = False
+if site.USER_SITE in sys.path:
+    sys.path.remove(site.USER_SITE)
+"""
+
+
 def site_hook(sites: list[PurePosixPath], original: Path | None,
-              untraced: UntracedStdlib | None) -> str:
+              untraced: UntracedStdlib | None, user_site: bool = True) -> str:
     """A sitecustomize that finds the untraced stdlib modules, adds the pN dirs (processing
-    their .pth files), then runs the interpreter's own sitecustomize, if it had one."""
+    their .pth files), then runs the interpreter's own sitecustomize, if it had one. Without
+    ``user_site`` it drops the user site directory, as the builder's venv does."""
     lines = ["# Written by pyfarm-docker: the farm's site directories, in traced order.",
              "import site", "import sys", ""]
+    if not user_site:
+        lines.append(_NO_USER_SITE)
     if untraced is not None:
         names = untraced.names
         lines.append(_UNTRACED_STDLIB.format(

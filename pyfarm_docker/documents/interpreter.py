@@ -36,6 +36,7 @@ class Interpreter:
     ssl_capath: str
     ssl_cafile_resolved: str
     tzpath: tuple[str, ...]
+    user_site: bool = True  # site.ENABLE_USER_SITE as the app's interpreter starts
 
     @property
     def version_dir(self) -> str:
@@ -59,6 +60,7 @@ class Interpreter:
             soabi=f.text("soabi", ""), ssl_cafile=f.text("ssl_cafile", ""),
             ssl_capath=f.text("ssl_capath", ""),
             ssl_cafile_resolved=f.text("ssl_cafile_resolved", ""), tzpath=f.texts("tzpath", ()),
+            user_site=f.flag("user_site", True),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -58,3 +58,8 @@ def test_the_hook_names_the_image_paths() -> None:
     assert "sys.path_importer_cache['/app/python/lib/python311.zip']" in hook
     # The finder is in place before the site dirs' .pth files run.
     assert hook.index("sys.path_hooks.insert") < hook.index("site.addsitedir('/app/site")
+
+
+def test_the_hook_drops_the_user_site_only_when_the_builder_had_none() -> None:
+    assert "site.ENABLE_USER_SITE = False" in site_hook([], None, None, user_site=False)
+    assert "ENABLE_USER_SITE" not in site_hook([], None, None, user_site=True)

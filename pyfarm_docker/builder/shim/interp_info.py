@@ -60,6 +60,8 @@ def describe() -> dict[str, object]:
         "ssl_capath": paths.openssl_capath,
         "ssl_cafile_resolved": paths.cafile or "",
         "tzpath": _tzpath(),
+        # False in a venv without the system site-packages: site adds no ~/.local then.
+        "user_site": bool(site.ENABLE_USER_SITE),
     }
 
 
