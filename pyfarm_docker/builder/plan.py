@@ -388,7 +388,7 @@ def sourceless(p: Planner, bytecode: frozenset[PurePosixPath]) -> frozenset[Pure
     landmark = p.under("python", "lib")
     return frozenset(d for d in bytecode if p.entries[d].origin != "app"
                      and p.entries[d].source not in p.usage.opened
-                     and not (d.name == "os.py" and d.parent.parent == landmark))
+                     and not (d.name == _LANDMARK.name and d.parent.parent == landmark))
 
 
 # The untraced stdlib modules' zip is not on sys.path: zipimport would read its directory at
