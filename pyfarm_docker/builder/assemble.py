@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from .. import defaults
@@ -45,6 +45,15 @@ def check_prefix(prefix: PurePosixPath) -> None:
 
 
 def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
+    """The farm's plan; a default farm's names what the same run's --prune farm leaves out,
+    planned here too, so that ``report`` can say what --prune would save."""
+    made = _plan(trace, options)
+    if options.prune:
+        return made
+    return plan.with_prunable(made, _plan(trace, replace(options, prune=True)))
+
+
+def _plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     check_prefix(options.prefix)
     policy = plan.Policy(options.prune, options.keep_tests, options.keep_headers)
     p = plan.Planner(options.prefix, plan.Usage.of(trace), policy)
@@ -69,7 +78,7 @@ def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     bytecode = plan.bytecode_sources(p) | {site_hook}
     return plan.Plan(options.prefix, python, tuple(p.entries.values()), tuple(natives.rpaths),
                      tuple(p.warnings), tuple(natives.conflicts), bytecode,
-                     plan.sourceless(p, bytecode), frozenset(p.prunable), tuple(p.zipped), base)
+                     plan.sourceless(p, bytecode), zipped=tuple(p.zipped), base=base)
 
 
 def _add_site_hook(p: plan.Planner, interp: Interpreter, sites: list[PurePosixPath],

@@ -174,8 +174,10 @@ def _walk(root: str) -> list[tuple[str, os.DirEntry[str]]]:
 
 
 def _prunable(rel: str, plan: Plan) -> bool:
-    """A .py file the run never read, or the .pyc compiled from one."""
-    return rel.endswith((".py", ".pyc")) and source_of(PurePosixPath(rel)) in plan.prunable
+    """A file --prune leaves out: a module's .pyc goes with its module, its source also where
+    --prune ships the module as bytecode only."""
+    path = PurePosixPath(rel)
+    return source_of(path) in plan.prunable or path in plan.prunable_sources
 
 
 def fix_times(root: Path, epoch: int) -> None:

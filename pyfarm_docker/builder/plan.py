@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -106,7 +106,10 @@ class Plan:
     conflicts: tuple[SonameConflict, ...]
     bytecode: frozenset[PurePosixPath] = frozenset()  # .py files to give a .pyc
     sourceless: frozenset[PurePosixPath] = frozenset()  # of those, replaced by the .pyc
+    # What the same run's --prune farm leaves out: files (a .py with its .pyc), and the .py
+    # sources whose module it ships as bytecode only.
     prunable: frozenset[PurePosixPath] = frozenset()
+    prunable_sources: frozenset[PurePosixPath] = frozenset()
     zipped: tuple[tuple[str, str], ...] = ()  # (name in the stdlib zip, builder source)
     base: BaseUse | None = None  # what the final base provides, left out (--provided)
 
@@ -120,7 +123,6 @@ class Planner:
     policy: Policy = field(default_factory=Policy)
     entries: dict[PurePosixPath, Entry] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    prunable: set[PurePosixPath] = field(default_factory=set)  # .py files the run never read
     zipped: list[tuple[str, str]] = field(default_factory=list)
 
     def under(self, *parts: str) -> PurePosixPath:
@@ -245,6 +247,17 @@ def _add_stdlib_file(p: Planner, source: Path, dest: PurePosixPath, rel: PurePos
         p.file(dest, str(source), "runtime", "stdlib", "essential")
 
 
+_FILE_KINDS = ("file", "text", "zip")
+
+
+def with_prunable(full: Plan, pruned: Plan) -> Plan:
+    """``full`` naming what ``pruned``, the same run planned with --prune, leaves out."""
+    shipped = {e.dest for e in pruned.entries if e.kind in _FILE_KINDS}
+    files = {e.dest for e in full.entries if e.kind in _FILE_KINDS}
+    return replace(full, prunable=frozenset(files - shipped),
+                   prunable_sources=frozenset(files & pruned.sourceless))
+
+
 def source_of(path: PurePosixPath) -> PurePosixPath:
     """The .py a ``__pycache__/NAME.TAG.pyc`` was compiled from; any other path as it is."""
     if path.parent.name == "__pycache__" and path.suffix == ".pyc":
@@ -346,8 +359,6 @@ def _add_distribution(p: Planner, dist: Distribution, dest: PurePosixPath,
         metadata = _metadata(dist, rel)
         if not metadata and not p.keeps(source):
             continue
-        if rel.endswith(".py") and not p.usage.used(source):
-            p.prunable.add(dest / rel)
         if os.path.isfile(source):
             p.file(dest / rel, source, layer, origin, "metadata" if metadata else None)
         else:

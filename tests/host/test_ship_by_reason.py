@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -17,6 +17,7 @@ from pyfarm_docker.builder.assemble import AssembleOptions, assemble
 from pyfarm_docker.builder.plan import REASONS
 from pyfarm_docker.builder.tracer import TraceOptions, run_trace, spec_command
 from pyfarm_docker.documents.manifest import Manifest
+from pyfarm_docker.driver import report
 from pyfarm_docker.runtime import Runtime
 from tests.support import corpusrun, emptyroot
 from tests.support.cases import case_settings
@@ -188,6 +189,33 @@ def test_every_file_has_a_reason(farm: tuple[Path, Manifest, str]) -> None:
     reasons = {f.reason.split(" of ")[0] for f in manifest.files}
     assert reasons <= set(REASONS)
     assert {"traced", "closure", "essential", "metadata", "complete", "app", "native"} <= reasons
+
+
+def _module_file(path: str) -> str:
+    """A module's .pyc named alike wherever it lies: beside its place (--prune's, sourceless)
+    or in __pycache__ under the interpreter's tag."""
+    p = PurePosixPath(path)
+    if p.suffix != ".pyc":
+        return path
+    parent = p.parent.parent if p.parent.name == "__pycache__" else p.parent
+    return f"{parent / p.name.split('.')[0]}.pyc"
+
+
+def test_what_prune_would_save_is_what_a_pruned_farm_leaves_out(
+        farm: tuple[Path, Manifest, str], tmp_path: Path) -> None:
+    """report's "--prune would save": the default farm without the files its manifest names
+    prunable is, file for file, the --prune farm of the same run."""
+    root, manifest, _ = farm
+    pruned = assemble(AssembleOptions(root.parent / "trace.json", tmp_path / "root",
+                                      prune=True))
+    prunable = set(manifest.prunable)
+    kept = {_module_file(f.path) for f in manifest.files if f.path not in prunable}
+    assert kept == {_module_file(f.path) for f in pruned.files}
+    # The bytes too, but for the files both farms hold with other contents (the site hook,
+    # the loader's cache, the SBOM): a few kB.
+    saved = report.summarize(manifest)["prune_saves_bytes"]
+    assert abs(manifest.total_bytes - saved - pruned.total_bytes) < 50_000
+    assert saved > 5_000_000  # the untraced stdlib and its native closure at least
 
 
 CASES = corpus_cases()
