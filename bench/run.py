@@ -561,8 +561,8 @@ else:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             break
-        except OSError:
-            time.sleep(0.01)
+        except OSError:  # a refused connection costs 0.1 ms: 10 ms steps blurred 5% of 200
+            time.sleep(0.001)
 elapsed = (time.monotonic() - started) * 1000
 if port is not None and proc.poll() is None:
     os.killpg(proc.pid, signal.SIGKILL)
@@ -594,8 +594,11 @@ def exec_startup(client: Any, image: str, builder: str, spec: AppSpec,
     times: dict[str, list[float]] = {"final": [], "builder": []}
     try:
         for which, (tag, cmd, extra) in sides.items():
+            # No HEALTHCHECK (a server's final image has one): its probe, a python started
+            # every 30 s in the final's container only, would land in some timed runs.
             containers[which] = client.containers.run(
                 tag, _IDLE, entrypoint=cmd[:1], network_mode=net, detach=True,
+                healthcheck={"test": ["NONE"]},
                 name=f"pyfarm-bench-exec-{which}-{time.monotonic_ns()}", **extra)
         deadline = time.monotonic() + EXEC_BUDGET_S
         for n in range(runs + 1):
@@ -624,11 +627,17 @@ def time_in(container: Any, cmd: list[str], port: int | None) -> float:
 # Instructions, counted by callgrind: the same image and command give the same count whatever
 # the machine's speed is doing, where the times above move by a few per cent. valgrind's tools
 # are static programs, so mounted into a container they run the image's own interpreter,
-# a scratch image's too. Hash randomisation is fixed: it moves the count.
+# a scratch image's too. The tools refuse to start unless their launcher's variable is set;
+# the launcher would also say which tool's preloads to use, which --tool does here.
 _VALGRIND_CACHE = Path.home() / ".cache/pyfarm-docker/bench-valgrind"
 _VALGRIND_MOUNT = PurePosixPath("/opt/valgrind")
 _VALGRIND_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 _INSTRUCTIONS_TIMEOUT_S = 1200  # scale runs for 2.5 s, about 50 times longer under callgrind
+# Hash randomisation moves the count. Under valgrind a process's threads take turns, so a
+# thread pool's workers spinning while they wait would count, differently each run (numpy's
+# OpenBLAS: 13 to 17 billion): pools of one thread.
+_COUNTED_ENV = {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1"}
 
 
 def valgrind_dir() -> Path:
@@ -667,10 +676,8 @@ def instructions(client: Any, image: str, cmd: list[str], port: int | None,
         network_mode="host" if port is not None else "none",
         name=f"pyfarm-bench-instructions-{time.monotonic_ns()}",
         volumes={str(valgrind_dir()): {"bind": str(_VALGRIND_MOUNT), "mode": "ro"}},
-        # The tools refuse to start unless their launcher's variable is set; the launcher
-        # would also say which tool's preloads to use, which --tool does here.
-        environment={"VALGRIND_LIB": str(_VALGRIND_MOUNT), "PYTHONHASHSEED": "0",
-                     "VALGRIND_LAUNCHER": str(tool)}, **extra)
+        environment={"VALGRIND_LIB": str(_VALGRIND_MOUNT), "VALGRIND_LAUNCHER": str(tool),
+                     **_COUNTED_ENV}, **extra)
     try:
         if port is not None:
             _await_listening(port, container)
