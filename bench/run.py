@@ -290,6 +290,15 @@ def build(settings: Settings, tag: str, no_cache: bool) -> tuple[BuildResult, li
 
 # --- strace in the builder ------------------------------------------------------------------
 
+def apt_download(packages: list[str], into: Path) -> None:
+    """Debian packages' .deb files from the host's apt, its lists brought up to date first
+    where they do not know them (a fresh machine may have none)."""
+    download = ["apt-get", "download", "-qq", *packages]
+    if subprocess.run(download, cwd=into, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(download, cwd=into, check=True, capture_output=True)
+
+
 def strace_dir() -> Path:
     """strace with every library it needs, the host's loader and libc among them:
     bin/strace and lib/, cached. Run as ``lib/ld-linux-x86-64.so.2 --library-path lib
@@ -300,8 +309,7 @@ def strace_dir() -> Path:
     shutil.rmtree(_STRACE_CACHE, ignore_errors=True)
     debs = _STRACE_CACHE / "debs"
     debs.mkdir(parents=True)
-    subprocess.run(["apt-get", "download", "-qq", *_STRACE_DEBS], cwd=debs, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    apt_download(list(_STRACE_DEBS), debs)
     unpacked = _STRACE_CACHE / "unpacked"
     for deb in sorted(debs.glob("*.deb")):
         subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
@@ -648,8 +656,7 @@ def valgrind_dir() -> Path:
     shutil.rmtree(_VALGRIND_CACHE, ignore_errors=True)
     debs = _VALGRIND_CACHE / "debs"
     debs.mkdir(parents=True)
-    subprocess.run(["apt-get", "download", "-qq", "valgrind"], cwd=debs, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    apt_download(["valgrind"], debs)
     for deb in debs.glob("*.deb"):
         subprocess.run(["dpkg-deb", "-x", str(deb), str(_VALGRIND_CACHE / "unpacked")],
                        check=True)
@@ -727,9 +734,7 @@ def peer_context(case: Path, spec: AppSpec, target: Target, extra: list[str]) ->
         shutil.copy(wheel, wheels / wheel.name)
     (ctx / "debs").mkdir()
     if extra:
-        subprocess.run(["apt-get", "download", "-qq", *_BINUTILS, f"libpython{target.python}"],
-                       cwd=ctx / "debs", check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        apt_download([*_BINUTILS, f"libpython{target.python}"], ctx / "debs")
     if spec.module:
         (ctx / "app" / "_entry.py").write_text(
             f"import runpy\nrunpy.run_module({spec.module!r}, run_name='__main__')\n")
