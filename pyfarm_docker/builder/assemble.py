@@ -45,15 +45,6 @@ def check_prefix(prefix: PurePosixPath) -> None:
 
 
 def make_plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
-    """The farm's plan; a default farm's names what the same run's --prune farm leaves out,
-    planned here too, so that ``report`` can say what --prune would save."""
-    made = _plan(trace, options)
-    if options.prune:
-        return made
-    return plan.with_prunable(made, _plan(trace, replace(options, prune=True)))
-
-
-def _plan(trace: Trace, options: AssembleOptions) -> plan.Plan:
     check_prefix(options.prefix)
     policy = plan.Policy(options.prune, options.keep_tests, options.keep_headers)
     p = plan.Planner(options.prefix, plan.Usage.of(trace), policy)
@@ -144,6 +135,8 @@ def assemble(options: AssembleOptions, patcher: patch.ElfPatcher | None = None) 
     fixed modes (0644/0755), whatever the caller's umask."""
     trace = Trace.read(options.trace)
     the_plan = make_plan(trace, options)
+    if not options.prune:  # the manifest names what --prune would leave out, for report
+        the_plan = plan.with_prunable(the_plan, make_plan(trace, replace(options, prune=True)))
     inputs = [options.trace.resolve(), Path(trace.app_dir).resolve()]
     staging = _prepare_output(options, inputs)
     umask = os.umask(0o022)
