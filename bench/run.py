@@ -290,6 +290,17 @@ def build(settings: Settings, tag: str, no_cache: bool) -> tuple[BuildResult, li
 
 # --- strace in the builder ------------------------------------------------------------------
 
+def apt_unpack(packages: list[str], cache: Path) -> Path:
+    """Debian packages from the host's apt, unpacked afresh into ``cache``/unpacked."""
+    shutil.rmtree(cache, ignore_errors=True)
+    debs, unpacked = cache / "debs", cache / "unpacked"
+    debs.mkdir(parents=True)
+    apt_download(packages, debs)
+    for deb in sorted(debs.glob("*.deb")):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+    return unpacked
+
+
 def apt_download(packages: list[str], into: Path) -> None:
     """Debian packages' .deb files from the host's apt, its lists brought up to date first
     where they do not know them (a fresh machine may have none)."""
@@ -306,13 +317,7 @@ def strace_dir() -> Path:
     root = _STRACE_CACHE / "root"
     if (root / "bin" / "strace").exists():
         return root
-    shutil.rmtree(_STRACE_CACHE, ignore_errors=True)
-    debs = _STRACE_CACHE / "debs"
-    debs.mkdir(parents=True)
-    apt_download(list(_STRACE_DEBS), debs)
-    unpacked = _STRACE_CACHE / "unpacked"
-    for deb in sorted(debs.glob("*.deb")):
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+    unpacked = apt_unpack(list(_STRACE_DEBS), _STRACE_CACHE)
     staging = _STRACE_CACHE / "staging"
     (staging / "lib").mkdir(parents=True)
     (staging / "bin").mkdir()
@@ -651,15 +656,8 @@ _COUNTED_ENV = {"PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THR
 def valgrind_dir() -> Path:
     """valgrind's tool directory (libexec/valgrind) from the host's apt, cached."""
     tools = _VALGRIND_CACHE / "unpacked" / "usr" / "libexec" / "valgrind"
-    if tools.is_dir():
-        return tools
-    shutil.rmtree(_VALGRIND_CACHE, ignore_errors=True)
-    debs = _VALGRIND_CACHE / "debs"
-    debs.mkdir(parents=True)
-    apt_download(["valgrind"], debs)
-    for deb in debs.glob("*.deb"):
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(_VALGRIND_CACHE / "unpacked")],
-                       check=True)
+    if not tools.is_dir():
+        apt_unpack(["valgrind"], _VALGRIND_CACHE)
     return tools
 
 
